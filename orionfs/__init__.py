@@ -1,0 +1,8 @@
+"""orionfs: mount Orion folders as a local directory through FUSE.
+
+Layers, one way only: ``orionfs.fuse`` -> ``orionfs.cache`` -> ``orionfs.session`` -> HTTP
+(``orionfs.wire`` holds every endpoint path and JSON field name). ``orionfs.server`` is a separate,
+Orion-compatible REST server that shares no logic with the client.
+"""
+
+__version__ = "0.1.0"
