@@ -1,0 +1,746 @@
+"""The FUSE layer: POSIX calls -> ``orionfs.cache.CachedSession`` calls, and the one errno table.
+
+This is the only module that imports mfusepy or knows errnos. ``OrionFS`` is a thin operations
+class: each method resolves a mount path through the cache (or the open-file table of
+``orionfs.staging``) and returns attributes, bytes or nothing; every exception leaving a method goes
+through ``errno_for`` once, at the boundary (``_boundary``), so the binding always gets an errno.
+
+Policies (documented in the README):
+- kinds: folder -> directory 0755; File -> regular file 0644 (read/write); Dataset and Shard ->
+  regular file 0444; ShardCollection and virtual folders (no id) -> directory 0555. ``--read-only``
+  makes everything 0444/0555 and every write EROFS. Owner: the mounting user.
+- ``chmod`` is accepted and ignored (modes follow the kind); ``chown`` is accepted when it names the
+  mounting user (or -1), else EPERM; ``utimens`` is accepted and ignored (times are Orion's).
+- xattrs: ``user.orion.tags`` (one tag a line; set replaces the set), ``user.orion.tag.<tag>``
+  (present / set / remove one tag; value ignored, reads as empty), ``user.orion.link`` (JSON of
+  ``create_link``), ``user.orion.id``, ``user.orion.type``, ``user.orion.systemtags`` (read-only:
+  EPERM). Unknown names: ENODATA on get, ENOTSUP on set. ``security.*``/``system.*``/``trusted.*``:
+  ENODATA without a request. Tag writes on untaggable kinds: ENOTSUP. Values over 64 KiB: E2BIG.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import mfusepy
+
+from orionfs import exceptions as exc
+from orionfs.cache import (
+    AlreadyExists,
+    CachedSession,
+    FolderNotEmpty,
+    IsAFolder,
+    NotAFolder,
+    NotTaggable,
+)
+from orionfs.staging import HandleDetached, OpenFileTable, StagedFile, UnknownHandle
+
+logger = logging.getLogger(__name__)
+
+ENOATTR = getattr(errno, "ENOATTR", errno.ENODATA)
+
+#: st_blksize: readers (cp, cat) size their buffers from it; the kernel reads up to 1 MiB at once.
+BLOCK_SIZE: int = 1 << 20
+#: Longest name of one path segment, in bytes of UTF-8 (Orion's limit and NAME_MAX).
+NAME_MAX: int = 255
+#: Largest xattr value accepted (the kernel's XATTR_SIZE_MAX).
+XATTR_SIZE_MAX: int = 64 * 1024
+#: statfs: the capacity shown by df (Orion has no quota the client can read).
+STATFS_CAPACITY: int = 1 << 50
+STATFS_FRSIZE: int = 4096
+
+FOLDER_KINDS = frozenset({"folder", "shard_collection"})
+TAGGABLE_KINDS = frozenset({"file", "dataset", "shard_collection"})
+XATTR_PREFIX = "user.orion."
+XATTR_TAGS = "user.orion.tags"
+XATTR_TAG_PREFIX = "user.orion.tag."
+XATTR_LINK = "user.orion.link"
+XATTR_ID = "user.orion.id"
+XATTR_TYPE = "user.orion.type"
+XATTR_SYSTEMTAGS = "user.orion.systemtags"
+READ_ONLY_XATTRS = frozenset({XATTR_LINK, XATTR_ID, XATTR_TYPE, XATTR_SYSTEMTAGS})
+LOCAL_XATTR_NAMESPACES = ("security.", "system.", "trusted.")
+XATTR_CREATE, XATTR_REPLACE = 1, 2
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+Entry = dict[str, Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- the errno table -------------------------------------------------------------------------------
+
+#: Exception class -> errno, most specific first; the first isinstance match wins.
+_ERRNO_BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
+    (FolderNotEmpty, errno.ENOTEMPTY),
+    (AlreadyExists, errno.EEXIST),
+    (NotAFolder, errno.ENOTDIR),
+    (IsAFolder, errno.EISDIR),
+    (NotTaggable, errno.ENOTSUP),
+    (HandleDetached, errno.ESTALE),
+    (UnknownHandle, errno.EBADF),
+    (exc.NotFoundResponse, errno.ENOENT),
+    (exc.InvalidCredentials, errno.EACCES),
+    (exc.AuthorizationRequired, errno.EACCES),
+    (exc.RateLimitedResponse, errno.EAGAIN),
+    (exc.OrionTimeout, errno.ETIMEDOUT),
+    (exc.OrionConnectionError, errno.EIO),
+    (exc.NotEnoughDiskError, errno.ENOSPC),
+    (exc.OrionLinkError, errno.EINVAL),
+    (exc.ValidationError, errno.EINVAL),
+    (TimeoutError, errno.ETIMEDOUT),
+    (ConnectionError, errno.EIO),
+)
+
+#: HTTP status (of a BadResponse and its subclasses) -> errno.
+_ERRNO_BY_STATUS: dict[int, int] = {
+    400: errno.EINVAL,
+    401: errno.EACCES,
+    403: errno.EACCES,
+    404: errno.ENOENT,
+    409: errno.EEXIST,
+    413: errno.EFBIG,
+    414: errno.ENAMETOOLONG,
+    416: errno.EINVAL,
+    429: errno.EAGAIN,
+    503: errno.EAGAIN,
+}
+
+
+def errno_for(error: BaseException) -> int:
+    """The errno the kernel gets for an exception raised below the FUSE layer.
+
+    An ``OSError`` that carries an errno (a local file error, or one raised here) keeps it; the
+    orionfs and cache exceptions map through the tables above; anything else is EIO.
+    """
+    for cls, code in _ERRNO_BY_CLASS:
+        if isinstance(error, cls):
+            return code
+    if isinstance(error, exc.OrionError):
+        status = error.status_code
+        if status is not None and status in _ERRNO_BY_STATUS:
+            return _ERRNO_BY_STATUS[status]
+        return errno.EIO
+    if isinstance(error, OSError) and isinstance(error.errno, int) and error.errno > 0:
+        return error.errno
+    return errno.EIO
+
+
+def _boundary(method: F) -> F:
+    """Apply the errno table to everything a FUSE operation raises (once, here)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except mfusepy.FuseOSError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the boundary: everything becomes an errno
+            code = errno_for(error)
+            where = f"{method.__name__}{_describe_args(args[1:])}"
+            name = errno.errorcode.get(code, str(code))
+            if not isinstance(error, exc.OrionError | OSError | UnknownHandle):
+                logger.error("unexpected error in %s: %r -> %s", where, error, name)
+                logger.debug("traceback of the failed %s", where, exc_info=True)
+            elif code in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN):
+                logger.warning("%s failed: %s: %s -> %s", where, type(error).__name__, error, name)
+                logger.debug("traceback of the failed %s", where, exc_info=True)
+            else:
+                logger.debug("%s -> %s (%s)", where, name, error)
+            raise mfusepy.FuseOSError(code) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _describe_args(args: Iterable[Any]) -> str:
+    shown = [repr(a) if not isinstance(a, bytes) else f"<{len(a)} bytes>" for a in args]
+    return "(" + ", ".join(shown)[:300] + ")"
+
+
+def _fail(code: int) -> mfusepy.FuseOSError:
+    return mfusepy.FuseOSError(code)
+
+
+# -- attributes ------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=65536)
+def timestamp_ns(value: str | None) -> int:
+    """Nanoseconds since the epoch of an ISO 8601 timestamp (0 if absent or unreadable)."""
+    if not value:
+        return 0
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return 0
+    seconds = int(moment.timestamp())
+    return seconds * 1_000_000_000 + moment.microsecond * 1000
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    """What the operations class needs to know about the mount (built once by orionfs.mount)."""
+
+    read_only: bool = False
+    ttl: float = 5.0
+    uid: int = -1
+    gid: int = -1
+    staging_dir: Path | None = None
+    recovery_dir: Path | None = None
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, _, name = path.rpartition("/")
+    return parent or "/", name
+
+
+def _check_name(path: str) -> None:
+    """ENAMETOOLONG for a segment over 255 bytes; EINVAL for an empty one."""
+    for segment in path.split("/")[1:]:
+        if len(os.fsencode(segment)) > NAME_MAX:
+            raise _fail(errno.ENAMETOOLONG)
+
+
+class OrionFS(mfusepy.Operations):
+    """The mount's operations: a thin layer over CachedSession and the open-file table."""
+
+    use_ns = True
+
+    def __init__(self, cache: CachedSession, options: MountOptions | None = None) -> None:
+        self.cache = cache
+        self.options = options or MountOptions()
+        self.uid = self.options.uid if self.options.uid >= 0 else os.getuid()
+        self.gid = self.options.gid if self.options.gid >= 0 else os.getgid()
+        self.files = OpenFileTable(
+            cache, staging_dir=self.options.staging_dir, recovery_dir=self.options.recovery_dir
+        )
+        self._mounted_ns = time.time_ns()
+        self._lock = threading.Lock()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _writable_check(self) -> None:
+        if self.options.read_only:
+            raise _fail(errno.EROFS)
+
+    def _entry(self, path: str) -> Entry:
+        """The Entry of a mount path (raises NotFoundResponse)."""
+        return self.cache.lookup(path)
+
+    def _mode(self, entry: Entry) -> int:
+        kind = entry.get("resource_type")
+        read_only = self.options.read_only
+        if kind in FOLDER_KINDS:
+            writable = kind == "folder" and entry.get("id") is not None and not read_only
+            return stat.S_IFDIR | (0o755 if writable else 0o555)
+        writable = kind == "file" and not read_only
+        return stat.S_IFREG | (0o644 if writable else 0o444)
+
+    def _attrs(self, entry: Entry, node: StagedFile | None = None) -> dict[str, Any]:
+        mode = self._mode(entry)
+        size = int(entry.get("size") or 0)
+        mtime = timestamp_ns(entry.get("modified")) or timestamp_ns(entry.get("created"))
+        if node is not None and (node.loaded or node.dirty):
+            size = node.size
+            mtime = max(mtime, node.mtime_ns)
+        return self._stat(mode, size, mtime, timestamp_ns(entry.get("created")) or mtime)
+
+    def _stat(self, mode: int, size: int, mtime: int, ctime: int) -> dict[str, Any]:
+        return {
+            "st_mode": mode,
+            "st_nlink": 2 if stat.S_ISDIR(mode) else 1,
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+            "st_size": size,
+            "st_blocks": (size + 511) // 512,
+            "st_blksize": BLOCK_SIZE,
+            "st_mtime": mtime,
+            "st_atime": mtime,
+            "st_ctime": ctime,
+        }
+
+    def _pending_attrs(self, node: StagedFile) -> dict[str, Any]:
+        mode = stat.S_IFREG | (0o444 if self.options.read_only else 0o644)
+        return self._stat(mode, node.size, node.mtime_ns, node.mtime_ns)
+
+    def _folder_for_create(self, path: str) -> None:
+        """Raise unless the parent of ``path`` is a real folder we may create in."""
+        parent, _ = _split(path)
+        entry = self._entry(parent)
+        kind = entry.get("resource_type")
+        if kind not in FOLDER_KINDS:
+            raise _fail(errno.ENOTDIR)
+        if kind != "folder" or entry.get("id") is None:
+            raise _fail(errno.EACCES)  # collections are read-only; virtual folders hold nothing new
+
+    # -- metadata ----------------------------------------------------------------------------------
+
+    @_boundary
+    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
+        """Attributes from the stat cache (the listing filled it), or the open node's."""
+        if path is None:  # an open file already unlinked (hard_remove): only its handle knows it
+            node = self.files.handle(fh).node if fh is not None else None
+            if node is None:
+                raise _fail(errno.ENOENT)
+            if node.pending or not node.entry:
+                return self._pending_attrs(node)
+            return self._attrs(node.entry, node)
+        _check_name(path)
+        node = self.files.node_at(path)
+        if node is not None and node.pending:
+            return self._pending_attrs(node)
+        if path == "/":
+            return self._stat(
+                stat.S_IFDIR | (0o555 if self.options.read_only else 0o755),
+                0,
+                self._mounted_ns,
+                self._mounted_ns,
+            )
+        entry = node.entry if node is not None and node.entry else self._entry(path)
+        return self._attrs(entry, node)
+
+    @_boundary
+    def readdir(self, path: str, fh: int) -> Iterable[str | tuple[str, dict[str, int], int]]:
+        """The folder's display names (every page of its listing), plus new files not yet uploaded."""
+        entries = self.cache.listdir(path)
+        result: list[str | tuple[str, dict[str, int], int]] = [".", ".."]
+        result.extend((name, {"st_mode": self._mode(entry)}, 0) for name, entry in entries.items())
+        for name in self.files.pending_children(path):
+            if name not in entries:
+                result.append((name, {"st_mode": stat.S_IFREG | 0o644}, 0))
+        return result
+
+    @_boundary
+    def access(self, path: str, amode: int) -> int:
+        """F_OK/R_OK/X_OK from the kind; W_OK refused on read-only kinds and mounts."""
+        attrs = self.getattr(path)
+        if amode & os.W_OK:
+            if self.options.read_only:
+                raise _fail(errno.EROFS)
+            if not attrs["st_mode"] & stat.S_IWUSR:
+                raise _fail(errno.EACCES)
+        return 0
+
+    @_boundary
+    def statfs(self, path: str) -> dict[str, int]:
+        """Sane numbers for df: a large capacity, nothing used that the client can know of."""
+        blocks = STATFS_CAPACITY // STATFS_FRSIZE
+        return {
+            "f_bsize": BLOCK_SIZE,
+            "f_frsize": STATFS_FRSIZE,
+            "f_blocks": blocks,
+            "f_bfree": blocks,
+            "f_bavail": blocks,
+            "f_files": 1 << 32,
+            "f_ffree": 1 << 32,
+            "f_favail": 1 << 32,
+            "f_namemax": NAME_MAX,
+        }
+
+    @_boundary
+    def chmod(self, path: str, mode: int) -> int:
+        """Accepted and ignored: modes follow the kind (documented policy)."""
+        self._writable_check()
+        self.getattr(path)
+        return 0
+
+    @_boundary
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        """Accepted when it names the mounting user (or -1), else EPERM."""
+        self._writable_check()
+        self.getattr(path)
+        if uid not in (-1, self.uid) or gid not in (-1, self.gid):
+            raise _fail(errno.EPERM)
+        return 0
+
+    @_boundary
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        """Accepted and ignored: times are Orion's ``modified`` (documented policy)."""
+        self._writable_check()
+        self.getattr(path)
+        return 0
+
+    # -- namespace ---------------------------------------------------------------------------------
+
+    @_boundary
+    def mkdir(self, path: str, mode: int) -> int:
+        """One create_paths request."""
+        self._writable_check()
+        _check_name(path)
+        self._folder_for_create(path)
+        self.cache.mkdir(path)
+        return 0
+
+    @_boundary
+    def rmdir(self, path: str) -> int:
+        """Remove an empty folder; ENOTEMPTY otherwise (also for files still being written in it)."""
+        self._writable_check()
+        if self.files.has_nodes_below(path):
+            raise _fail(errno.ENOTEMPTY)
+        self.cache.rmdir(path)
+        return 0
+
+    @_boundary
+    def unlink(self, path: str) -> int:
+        """Remove a file (by id); a new file never uploaded is just forgotten."""
+        self._writable_check()
+        node = self.files.node_at(path)
+        if node is not None and node.pending:
+            self.files.detach(path)
+            return 0
+        entry = self._entry(path)
+        if entry.get("resource_type") in FOLDER_KINDS:
+            raise _fail(errno.EISDIR)
+        self.cache.unlink(path)
+        self.files.detach(path)
+        return 0
+
+    @_boundary
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        """One assign_paths request (whatever a folder holds); over an existing file the target is
+        replaced after the assign, never before. A new file never uploaded is renamed locally and
+        uploaded under its final name."""
+        self._writable_check()
+        _check_name(new)
+        if flags & RENAME_EXCHANGE:
+            raise _fail(errno.EINVAL)
+        if old == new:
+            return 0
+        if new.startswith(old.rstrip("/") + "/"):
+            raise _fail(errno.EINVAL)
+        target = self._lookup_optional(new)
+        if flags & RENAME_NOREPLACE and (target is not None or self._pending(new)):
+            raise _fail(errno.EEXIST)
+        node = self.files.node_at(old)
+        if node is not None and node.pending:
+            self._folder_for_create(new)
+            if target is not None:
+                if target.get("resource_type") in FOLDER_KINDS:
+                    raise _fail(errno.EISDIR)
+                if target.get("resource_type") != "file":
+                    self.cache.unlink(new)
+                    target = None
+            self.files.rename_pending(old, new, target)
+            return 0
+        source = self._entry(old)
+        if target is not None:
+            source_is_dir = source.get("resource_type") in FOLDER_KINDS
+            target_is_dir = target.get("resource_type") in FOLDER_KINDS
+            if target_is_dir and not source_is_dir:
+                raise _fail(errno.EISDIR)
+            if source_is_dir and not target_is_dir:
+                raise _fail(errno.ENOTDIR)
+        self.cache.rename(old, new)
+        if self.files.node_at(new) is not None:
+            self.files.detach(new)
+        self.files.moved(old, new)
+        return 0
+
+    def _lookup_optional(self, path: str) -> Entry | None:
+        try:
+            return self._entry(path)
+        except exc.NotFoundResponse:
+            return None
+
+    def _pending(self, path: str) -> bool:
+        node = self.files.node_at(path)
+        return node is not None and node.pending
+
+    # -- files -------------------------------------------------------------------------------------
+
+    @_boundary
+    def open(self, path: str, flags: int) -> int:
+        """Open a file; nothing is downloaded here (reads are ranged, writes staged lazily)."""
+        accmode = flags & os.O_ACCMODE
+        writable = accmode != os.O_RDONLY
+        truncate = bool(flags & os.O_TRUNC) and writable
+        if writable or truncate:
+            self._writable_check()
+        node = self.files.node_at(path)
+        if node is not None and node.pending:
+            return self.files.open(path, {}, flags, writable, truncate)
+        entry = node.entry if node is not None and node.entry else self._entry(path)
+        kind = entry.get("resource_type")
+        if kind in FOLDER_KINDS:
+            raise _fail(errno.EISDIR)
+        if writable and kind != "file":
+            raise _fail(errno.EACCES)
+        return self.files.open(path, entry, flags, writable, truncate)
+
+    @_boundary
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY | os.O_CREAT) -> int:
+        """A new file, local until its first flush (O_EXCL: EEXIST where the name is taken)."""
+        self._writable_check()
+        _check_name(path)
+        if self._pending(path):
+            if flags & os.O_EXCL:
+                raise _fail(errno.EEXIST)
+            return self.files.open(path, {}, flags, True, bool(flags & os.O_TRUNC))
+        existing = self._lookup_optional(path)
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise _fail(errno.EEXIST)
+            return self.open(path, flags & ~os.O_CREAT)
+        self._folder_for_create(path)
+        return self.files.create(path, flags)
+
+    @_boundary
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        """Ranged reads with read-ahead, or the staged copy."""
+        return self.files.read(fh, size, offset)
+
+    @_boundary
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        """Into the staged copy; uploaded on flush/fsync/release."""
+        self._writable_check()
+        return self.files.write(fh, data, offset)
+
+    @_boundary
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        """Truncate an open file's staged copy, or a closed file at once (one upload)."""
+        self._writable_check()
+        if self.files.node_at(path) is None:
+            entry = self._entry(path)
+            if entry.get("resource_type") in FOLDER_KINDS:
+                raise _fail(errno.EISDIR)
+            if entry.get("resource_type") != "file":
+                raise _fail(errno.EACCES)
+            self.files.truncate(path, length, entry)
+        else:
+            self.files.truncate(path, length, None)
+        return 0
+
+    @_boundary
+    def flush(self, path: str, fh: int) -> int:
+        """Every close(): upload what changed; an upload error is close()'s error."""
+        self.files.flush(fh)
+        return 0
+
+    @_boundary
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        """Upload what changed; an upload error is fsync()'s error."""
+        self.files.flush(fh)
+        return 0
+
+    @_boundary
+    def release(self, path: str, fh: int) -> int:
+        """Last close: upload what is still unsaved, or keep it in the recovery folder."""
+        self.files.release(fh)
+        return 0
+
+    # -- extended attributes -----------------------------------------------------------------------
+
+    def _xattr_entry(self, path: str, materialize: bool = False) -> Entry:
+        """The Entry whose attributes a path shows. A new file not yet uploaded has none, unless
+        ``materialize`` (tag writes): then it is uploaded first, so the tags have a resource."""
+        node = self.files.node_at(path)
+        if node is not None and node.pending and materialize:
+            node.upload(self.cache)
+        if node is not None and node.entry:
+            return node.entry
+        if node is not None and node.pending:
+            raise _fail(ENOATTR)
+        if path == "/":
+            return {"resource_type": "folder", "id": None, "tags": [], "systemtags": []}
+        return self._entry(path)
+
+    @_boundary
+    def listxattr(self, path: str) -> list[str]:
+        """The user.orion.* names that apply to the kind (answered from the cached entry)."""
+        if self._pending(path):
+            return []
+        entry = self._xattr_entry(path)
+        names = [XATTR_TYPE]
+        if entry.get("id") is not None:
+            names.append(XATTR_ID)
+        kind = entry.get("resource_type")
+        if kind in TAGGABLE_KINDS:
+            names += [XATTR_TAGS, XATTR_SYSTEMTAGS, XATTR_LINK]
+            names += [XATTR_TAG_PREFIX + tag for tag in entry.get("tags") or []]
+        elif kind == "shard":
+            names.append(XATTR_LINK)
+        return names
+
+    @_boundary
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        """Values of the user.orion.* attributes; security/system/trusted probes: ENODATA, locally."""
+        if name.startswith(LOCAL_XATTR_NAMESPACES) or not name.startswith(XATTR_PREFIX):
+            raise _fail(ENOATTR)
+        entry = self._xattr_entry(path)
+        kind = entry.get("resource_type")
+        if name == XATTR_TYPE:
+            return str(kind).encode()
+        if name == XATTR_ID:
+            if entry.get("id") is None:
+                raise _fail(ENOATTR)
+            return str(entry["id"]).encode()
+        taggable = kind in TAGGABLE_KINDS
+        if name == XATTR_LINK and (taggable or kind == "shard"):
+            return json.dumps(self.cache.link(path), sort_keys=True).encode()
+        if not taggable:
+            raise _fail(ENOATTR)
+        if name == XATTR_TAGS:
+            return _lines(self.cache.tags(path))
+        if name == XATTR_SYSTEMTAGS:
+            return _lines(self.cache.systemtags(path))
+        if name.startswith(XATTR_TAG_PREFIX):
+            if name[len(XATTR_TAG_PREFIX) :] in self.cache.tags(path):
+                return b""
+        raise _fail(ENOATTR)
+
+    @_boundary
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
+        """Set the tag list, or one tag; EPERM for the read-only names, ENOTSUP for others."""
+        self._writable_check()
+        if len(value) > XATTR_SIZE_MAX:
+            raise _fail(errno.E2BIG)
+        if name in READ_ONLY_XATTRS:
+            self._xattr_entry(path)
+            raise _fail(errno.EPERM)
+        if name != XATTR_TAGS and not name.startswith(XATTR_TAG_PREFIX):
+            raise _fail(errno.ENOTSUP)
+        entry = self._xattr_entry(path, materialize=True)
+        if entry.get("resource_type") not in TAGGABLE_KINDS:
+            raise _fail(errno.ENOTSUP)
+        if name == XATTR_TAGS:
+            text = value.decode("utf-8", errors="strict")
+            tags = list(dict.fromkeys(t.strip() for t in text.splitlines() if t.strip()))
+            self.cache.set_tags(path, tags)
+            return 0
+        tag = name[len(XATTR_TAG_PREFIX) :]
+        if not tag:
+            raise _fail(errno.EINVAL)
+        if options & (XATTR_CREATE | XATTR_REPLACE):
+            present = tag in self.cache.tags(path)
+            if options & XATTR_CREATE and present:
+                raise _fail(errno.EEXIST)
+            if options & XATTR_REPLACE and not present:
+                raise _fail(ENOATTR)
+        self.cache.add_tag(path, tag)
+        return 0
+
+    @_boundary
+    def removexattr(self, path: str, name: str) -> int:
+        """Remove one tag (ENODATA if absent), or every tag (``user.orion.tags``)."""
+        self._writable_check()
+        if name in READ_ONLY_XATTRS:
+            self._xattr_entry(path)
+            raise _fail(errno.EPERM)
+        if name != XATTR_TAGS and not name.startswith(XATTR_TAG_PREFIX):
+            raise _fail(ENOATTR)
+        entry = self._xattr_entry(path)
+        if entry.get("resource_type") not in TAGGABLE_KINDS:
+            raise _fail(errno.ENOTSUP)
+        if name == XATTR_TAGS:
+            self.cache.set_tags(path, [])
+            return 0
+        tag = name[len(XATTR_TAG_PREFIX) :]
+        if tag not in self.cache.tags(path):
+            raise _fail(ENOATTR)
+        self.cache.remove_tag(path, tag)
+        return 0
+
+    # -- life cycle --------------------------------------------------------------------------------
+
+    def init_with_config(self, conn_info: Any, config_3: Any) -> None:
+        """Kernel caching from the TTL (libfuse 3 config; libfuse 2 takes the mount options)."""
+        if config_3 is not None and mfusepy.fuse_version_major == 3:
+            config_3.entry_timeout = self.options.ttl
+            config_3.attr_timeout = self.options.ttl
+            config_3.negative_timeout = self.options.ttl
+            config_3.hard_remove = 1
+        if conn_info is not None and mfusepy.fuse_version_major == 3:
+            conn_info.max_read = BLOCK_SIZE  # must equal the max_read mount option
+        logger.info(
+            "mounted (libfuse %s.%s)", mfusepy.fuse_version_major, mfusepy.fuse_version_minor
+        )
+
+    def destroy(self, path: str) -> None:
+        """Unmounted: stop the fetch workers, drop staging files."""
+        self.files.close()
+
+
+def _lines(values: Iterable[str]) -> bytes:
+    return "\n".join(values).encode()
+
+
+class OrionFUSE(mfusepy.FUSE):
+    """mfusepy's FUSE, passing rename flags (RENAME_NOREPLACE/EXCHANGE) on with libfuse 3."""
+
+    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:  # noqa: D102
+        return self.operations.rename(
+            old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
+        )
+
+
+def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Kernel and libfuse options for the mount (``extra`` from ``-o`` wins)."""
+    opts: dict[str, Any] = {
+        "fsname": "orionfs",
+        "subtype": "orionfs",
+        "entry_timeout": options.ttl,
+        "attr_timeout": options.ttl,
+        "negative_timeout": options.ttl,
+        "hard_remove": True,
+        "max_read": BLOCK_SIZE,
+    }
+    if mfusepy.fuse_version_major == 2:
+        opts["big_writes"] = True
+        opts["max_write"] = BLOCK_SIZE
+    if options.read_only:
+        opts["ro"] = True
+    opts.update(extra or {})
+    return opts
+
+
+#: The kernel's read-ahead for the mount, in KiB: with it, the kernel asks for 1 MiB per read.
+KERNEL_READ_AHEAD_KB: int = 1024
+
+
+def _raise_kernel_read_ahead(mountpoint: str, timeout: float = 30.0) -> None:
+    """Once mounted, set the mount's bdi ``read_ahead_kb`` (best effort: needs root).
+
+    The kernel's default (128 KiB) makes it read a FUSE file in 128 KiB requests, each a Python call.
+    """
+    deadline = time.monotonic() + timeout
+    while not os.path.ismount(mountpoint):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.02)
+    device = os.stat(mountpoint).st_dev
+    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
+    try:
+        knob.write_text(str(KERNEL_READ_AHEAD_KB))
+    except OSError as error:
+        logger.debug("cannot raise the kernel read-ahead (%s): %s", knob, error)
+
+
+def run(
+    operations: OrionFS,
+    mountpoint: str,
+    extra_options: dict[str, Any] | None = None,
+    debug: bool = False,
+) -> None:
+    """Mount and serve until unmounted (foreground, multi-threaded)."""
+    threading.Thread(
+        target=_raise_kernel_read_ahead, args=(mountpoint,), name="orionfs-readahead", daemon=True
+    ).start()
+    OrionFUSE(
+        operations,
+        mountpoint,
+        foreground=True,
+        nothreads=False,
+        debug=debug,
+        **fuse_options(operations.options, extra_options),
+    )

@@ -1,0 +1,69 @@
+"""The one errno table of the FUSE layer (orionfs.fuse.errno_for), and its boundary."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import mfusepy
+import pytest
+
+from orionfs import cache
+from orionfs import exceptions as exc
+from orionfs.fuse import _boundary, errno_for
+from orionfs.staging import UnknownHandle
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (exc.NotFoundResponse(None, "x", 404), errno.ENOENT),
+        (exc.InvalidCredentials(None, "x", 401), errno.EACCES),
+        (exc.AuthorizationRequired(None, "x", 403), errno.EACCES),
+        (exc.BadResponse(None, "x", 409), errno.EEXIST),
+        (exc.BadResponse(None, "x", 400), errno.EINVAL),
+        (exc.BadResponse(None, "x", 413), errno.EFBIG),
+        (exc.RateLimitedResponse(None, "x", 429), errno.EAGAIN),
+        (exc.OrionServiceError(None, "x", 503), errno.EAGAIN),
+        (exc.OrionServiceError(None, "x", 500), errno.EIO),
+        (exc.OrionTimeout("slow"), errno.ETIMEDOUT),
+        (exc.OrionConnectionError("down"), errno.EIO),
+        (exc.ValidationError("bad"), errno.EINVAL),
+        (exc.NotEnoughDiskError("full"), errno.ENOSPC),
+        (cache.FolderNotEmpty("x"), errno.ENOTEMPTY),
+        (cache.AlreadyExists("x"), errno.EEXIST),
+        (cache.NotAFolder("x"), errno.ENOTDIR),
+        (cache.IsAFolder("x"), errno.EISDIR),
+        (cache.NotTaggable("x"), errno.ENOTSUP),
+        (UnknownHandle(3), errno.EBADF),
+        (OSError(errno.ENOSPC, "local disk full"), errno.ENOSPC),
+        (RuntimeError("bug"), errno.EIO),
+    ],
+)
+def test_errno_table(error, code):
+    assert errno_for(error) == code
+
+
+class _Ops:
+    @_boundary
+    def boom(self, path: str) -> None:
+        raise RuntimeError("unexpected")
+
+    @_boundary
+    def missing(self, path: str) -> None:
+        raise exc.NotFoundResponse(None, "no such path", 404)
+
+
+def test_boundary_gives_every_exception_an_errno_and_logs_unexpected_ones(caplog):
+    with caplog.at_level(logging.INFO, logger="orionfs.fuse"):
+        with pytest.raises(mfusepy.FuseOSError) as info:
+            _Ops().boom("/x")
+    assert info.value.errno == errno.EIO
+    assert "unexpected error in boom" in caplog.text
+    assert "Traceback" not in caplog.text  # tracebacks only at debug level
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="orionfs.fuse"):
+        with pytest.raises(mfusepy.FuseOSError) as info:
+            _Ops().missing("/x")
+    assert info.value.errno == errno.ENOENT
+    assert caplog.text == ""  # an expected answer is no news

@@ -1,0 +1,200 @@
+"""The open-file table and the read-ahead reader, without FUSE (a fake content store)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, BinaryIO
+
+import pytest
+
+from orionfs.exceptions import OrionConnectionError
+from orionfs.staging import MAX_SEGMENT, MIN_SEGMENT, OpenFileTable, ReadAhead
+
+MiB = 1 << 20
+
+
+class FakeStore:
+    """An in-memory ContentStore that records every call."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.ids: dict[str, int] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.fail_uploads = 0
+        self._lock = threading.Lock()
+
+    def entry(self, path: str) -> dict[str, Any]:
+        return {
+            "resource_type": "file",
+            "id": self.ids[path],
+            "size": len(self.files[path]),
+            "path": path,
+        }
+
+    def put(self, path: str, data: bytes) -> dict[str, Any]:
+        self.files[path] = data
+        self.ids.setdefault(path, len(self.ids) + 1)
+        return self.entry(path)
+
+    def read(self, entry: dict[str, Any], offset: int, length: int) -> bytes:
+        with self._lock:
+            self.calls.append(("read", (offset, length)))
+        return self.files[entry["path"]][offset : offset + length]
+
+    def _upload(self, kind: str, path: str, fileobj: BinaryIO, size: int) -> dict[str, Any]:
+        self.calls.append((kind, path))
+        if self.fail_uploads:
+            self.fail_uploads -= 1
+            raise OrionConnectionError("server gone")
+        data = fileobj.read(size)
+        assert len(data) == size
+        return self.put(path, data)
+
+    def create_file(self, path: str, fileobj: BinaryIO, size: int) -> dict[str, Any]:
+        return self._upload("create", path, fileobj, size)
+
+    def replace_content(self, path: str, fileobj: BinaryIO, size: int) -> dict[str, Any]:
+        return self._upload("replace", path, fileobj, size)
+
+    def unlink(self, path: str) -> None:
+        self.files.pop(path)
+
+
+@pytest.fixture
+def pool():
+    with ThreadPoolExecutor(4) as executor:
+        yield executor
+
+
+def _reads(store: FakeStore) -> list[tuple[int, int]]:
+    return [args for kind, args in store.calls if kind == "read"]
+
+
+def test_first_byte_waits_for_one_small_request_only(pool):
+    store = FakeStore()
+    data = bytes(range(256)) * (64 * MiB // 256)
+    entry = store.put("/f", data)
+    reader = ReadAhead(lambda o, n: store.read(entry, o, n), len(data), pool)
+    assert reader.read(0, 1) == data[:1]
+    assert _reads(store) == [(0, MIN_SEGMENT)]
+
+
+def test_sequential_reads_grow_the_requests_and_read_ahead(pool):
+    store = FakeStore()
+    data = bytes(range(256)) * (64 * MiB // 256)
+    entry = store.put("/f", data)
+    reader = ReadAhead(lambda o, n: store.read(entry, o, n), len(data), pool)
+    out = bytearray()
+    for offset in range(0, len(data), MiB):
+        out += reader.read(offset, MiB)
+    assert bytes(out) == data
+    sizes = [n for _, n in _reads(store)]
+    assert sum(sizes) == len(data)  # nothing fetched twice
+    assert max(sizes) == MAX_SEGMENT and len(sizes) <= 16  # 64 MiB in few, growing requests
+
+
+def test_a_seek_starts_over_with_a_small_request(pool):
+    store = FakeStore()
+    data = bytes(range(256)) * (64 * MiB // 256)
+    entry = store.put("/f", data)
+    reader = ReadAhead(lambda o, n: store.read(entry, o, n), len(data), pool)
+    reader.read(0, 4096)
+    store.calls.clear()
+    assert reader.read(50 * MiB + 3, 10) == data[50 * MiB + 3 : 50 * MiB + 13]
+    assert _reads(store) == [(50 * MiB + 3, MIN_SEGMENT)]
+
+
+def test_a_failed_fetch_is_raised_then_refetched(pool, monkeypatch):
+    monkeypatch.setattr("orionfs.staging.FAILURE_MEMORY", 0.0)
+    data = b"x" * (3 * MiB)
+    failures = [1]
+
+    def fetch(offset: int, length: int) -> bytes:
+        if failures[0]:
+            failures[0] -= 1
+            raise OrionConnectionError("dropped")
+        return data[offset : offset + length]
+
+    reader = ReadAhead(fetch, len(data), pool)
+    with pytest.raises(OrionConnectionError):
+        reader.read(0, 10)
+    assert reader.read(0, 10) == b"x" * 10
+
+
+def test_writes_are_staged_and_uploaded_on_flush(tmp_path):
+    store = FakeStore()
+    store.put("/a", b"hello world")
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.open("/a", store.entry("/a"), 2, writable=True, truncate=False)
+    table.write(fh, b"HELLO", 0)
+    assert store.files["/a"] == b"hello world"  # nothing sent before close
+    table.flush(fh)
+    assert store.files["/a"] == b"HELLO world"
+    assert [c for c in store.calls if c[0] != "read"] == [("replace", "/a")]
+    table.release(fh)
+
+
+def test_o_trunc_never_downloads(tmp_path):
+    store = FakeStore()
+    store.put("/a", b"x" * MiB)
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.open("/a", store.entry("/a"), 2, writable=True, truncate=True)
+    table.write(fh, b"new", 0)
+    table.release(fh)
+    assert store.files["/a"] == b"new"
+    assert _reads(store) == []
+
+
+def test_a_failed_upload_is_raised_and_the_data_kept(tmp_path, caplog):
+    store = FakeStore()
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.create("/new.txt", 1)
+    table.write(fh, b"precious", 0)
+    store.fail_uploads = 5
+    with pytest.raises(OrionConnectionError):
+        table.flush(fh)
+    with pytest.raises(OrionConnectionError):
+        table.release(fh)
+    kept = list((tmp_path / "recovery").iterdir())
+    assert len(kept) == 1 and kept[0].read_bytes() == b"precious"
+    assert str(kept[0]) in caplog.text
+    assert "/new.txt" not in store.files
+
+
+def test_a_new_file_renamed_before_close_is_uploaded_under_its_final_name(tmp_path):
+    store = FakeStore()
+    target = store.put("/target", b"old")
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.create("/.tmp123", 1)
+    table.write(fh, b"new content", 0)
+    table.rename_pending("/.tmp123", "/target", target)
+    table.release(fh)
+    assert store.files["/target"] == b"new content"
+    assert store.ids["/target"] == target["id"]
+    assert "/.tmp123" not in store.files
+    assert [c for c in store.calls if c[0] != "read"] == [("replace", "/target")]
+
+
+def test_unsaved_files_are_saved_when_the_table_closes(tmp_path):
+    store = FakeStore()
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.create("/open.txt", 1)
+    table.write(fh, b"unsaved", 0)
+    table.close()
+    assert store.files["/open.txt"] == b"unsaved"
+
+
+def test_the_kernels_immediate_retry_of_a_failed_read_fails_fast(pool):
+    calls = []
+
+    def fetch(offset: int, length: int) -> bytes:
+        calls.append(offset)
+        raise OrionConnectionError("server gone")
+
+    reader = ReadAhead(fetch, 10 * MiB, pool)
+    with pytest.raises(OrionConnectionError):
+        reader.read(0, MiB)
+    with pytest.raises(OrionConnectionError):
+        reader.read(0, 4096)  # answered from the recent failure: no second wait
+    assert calls == [0]
