@@ -147,6 +147,28 @@ def _not_found(path: str) -> NotFoundResponse:
     return NotFoundResponse(custom_error_msg=f"{path}: no such entry", status_code=404)
 
 
+def _is_utf8(name: str) -> bool:
+    """Whether a name can be sent at all: the kernel hands undecodable bytes over as surrogates."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _new_name(display: str) -> str:
+    """The Orion name for a new entry typed as ``display``.
+
+    Raises ValidationError, before any request, for a name Orion cannot hold (docs/wire.md: empty,
+    ``.``/``..``, a NUL, or not UTF-8).
+    """
+    if display in ("", ".", "..") or "\0" in display or not _is_utf8(display):
+        raise ValidationError(f"not a valid Orion name: {display!r}")
+    return orion_name(display)
+
+
 def _is_simple(names: Mapping[str, Mapping[str, Any]]) -> bool:
     return all(name == display_base(entry.get(wire.F_NAME) or "") for name, entry in names.items())
 
@@ -221,6 +243,8 @@ class CachedSession:
             return self._stat_fetch(path, self.root)
         parent, name = _split(path)
         if is_plain(name):
+            if not _is_utf8(name):
+                raise _not_found(path)  # Orion names are UTF-8: no such entry can exist
             return self._stat_fetch(path, self._join(self._folder_orion_path(parent), name))
         entry = self._listing(parent).names.get(name)
         if entry is None:
@@ -288,7 +312,7 @@ class CachedSession:
         else:
             raise AlreadyExists(f"{path}: exists")
         parent, name = _split(path)
-        orion = self._join(self._existing_folder(parent), orion_name(name))
+        orion = self._join(self._existing_folder(parent), _new_name(name))
         try:
             created = self._call("create_paths", self.session.create_paths, orion, exist_ok=False)
         except BadResponse as exc:
@@ -326,7 +350,7 @@ class CachedSession:
         parent = "/" + "/".join(parts[:depth])
         orion = self._folder_orion_path(parent)
         for name in parts[depth:]:
-            orion = self._join(orion, orion_name(name))
+            orion = self._join(orion, _new_name(name))
         created = self._call("create_paths", self.session.create_paths, orion, exist_ok=True)
         with self._lock:
             # Only the leaf's Entry comes back: drop what the new folders change instead of
@@ -745,11 +769,11 @@ class CachedSession:
 
     def _name_for(self, display: str, target: Entry | None, src: Entry | None) -> str:
         """The Orion name to give ``display``: a replaced target's or the moved entry's own name
-        where it shows as exactly that (keeps a literal ``∕``), else :func:`orion_name`."""
+        where it shows as exactly that (keeps its own name), else a new name (:func:`_new_name`)."""
         for entry in (target, src):
             if entry is not None and display_base(entry.get(wire.F_NAME) or "") == display:
                 return entry[wire.F_NAME]
-        return orion_name(display)
+        return _new_name(display)
 
     def _taggable(self, path: str) -> Entry:
         entry = self.lookup(path)
@@ -762,12 +786,22 @@ class CachedSession:
     ) -> list[str]:
         resource = self._resource(entry)
         answer: Any = None
-        if add:
-            answer = self._call("tag_resource", self.session.tag_resource, resource, *add)
-        if drop:
-            answer = self._call("untag_resource", self.session.untag_resource, resource, *drop)
+        try:
+            if add:
+                answer = self._call("tag_resource", self.session.tag_resource, resource, *add)
+            if drop:
+                answer = self._call("untag_resource", self.session.untag_resource, resource, *drop)
+        except BaseException:
+            # An add may have happened before a remove failed: what the entry holds is unknown.
+            with self._lock:
+                self._stat.pop(path, None)
+                self._drop_listing(_split(path)[0])
+            raise
         new = dict(entry)
         new[wire.F_TAGS] = expected
+        systemtags = getattr(resource, wire.F_SYSTEMTAGS, None)  # the session refreshes them
+        if isinstance(systemtags, list):
+            new[wire.F_SYSTEMTAGS] = list(systemtags)
         if isinstance(answer, Mapping):
             if isinstance(answer.get(wire.F_TAGS), list):
                 new[wire.F_TAGS] = list(answer[wire.F_TAGS])

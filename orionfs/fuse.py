@@ -5,7 +5,7 @@ class: each method resolves a mount path through the cache (or the open-file tab
 ``orionfs.staging``) and returns attributes, bytes or nothing; every exception leaving a method goes
 through ``errno_for`` once, at the boundary (``_boundary``), so the binding always gets an errno.
 
-Policies (documented in the README):
+Policies (documented in docs/mount.md):
 - kinds: folder -> directory 0755; File -> regular file 0644 (read/write); Dataset and Shard ->
   regular file 0444; ShardCollection and virtual folders (no id) -> directory 0555. ``--read-only``
   makes everything 0444/0555 and every write EROFS. Owner: the mounting user.
@@ -45,7 +45,7 @@ from orionfs.cache import (
     NotAFolder,
     NotTaggable,
 )
-from orionfs.staging import HandleDetached, OpenFileTable, StagedFile, UnknownHandle
+from orionfs.staging import OpenFileTable, StagedFile, UnknownHandle
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,6 @@ _ERRNO_BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
     (NotAFolder, errno.ENOTDIR),
     (IsAFolder, errno.EISDIR),
     (NotTaggable, errno.ENOTSUP),
-    (HandleDetached, errno.ESTALE),
     (UnknownHandle, errno.EBADF),
     (exc.NotFoundResponse, errno.ENOENT),
     (exc.InvalidCredentials, errno.EACCES),
@@ -226,7 +225,6 @@ class OrionFS(mfusepy.Operations):
             cache, staging_dir=self.options.staging_dir, recovery_dir=self.options.recovery_dir
         )
         self._mounted_ns = time.time_ns()
-        self._lock = threading.Lock()
 
     # -- helpers -----------------------------------------------------------------------------------
 

@@ -19,8 +19,11 @@ order the server listed the entries in.
 The way back: a *plain* display name (no ``∕``, no ``" (id N)"`` suffix) is always the Orion name of
 the lowest-id entry of that name, which is what ``stat`` answers for that path, so a plain name is
 resolved with one ``stat`` request. Any other display name can only be resolved against the folder's
-listing. A name created through the mount is sent to Orion as :func:`orion_name` maps it (``∕`` back
-to ``/``); a name that is already an entry keeps that entry's Orion name.
+listing. A name that is already an entry keeps that entry's Orion name; a new name created through
+the mount is sent to Orion as typed (:func:`orion_name`): a ``∕`` stays a ``∕`` (Orion names cannot
+hold ``/``, docs/wire.md, so mapping it back would only make the create fail), and a typed
+``" (id N)"`` stays part of the name. Either way the rule above shows it back exactly as typed
+unless the folder already holds that display name.
 """
 
 from __future__ import annotations
@@ -62,11 +65,13 @@ def display_base(name: str) -> str:
 
 
 def orion_name(display: str) -> str:
-    """The Orion name to create for a display name that is not an entry yet (``∕`` back to ``/``).
+    """The Orion name to create for a display name that is not an entry yet: the name as typed.
 
-    A ``" (id N)"`` suffix typed by the user is kept: it is part of the name as typed.
+    Neither a ``∕`` nor a typed ``" (id N)"`` suffix is translated; both are part of the name, and
+    the rule shows the new entry back under the same display name (an existing entry's own Orion
+    name is what a rename over it or a move of it keeps; see the module docstring).
     """
-    return display.replace(SLASH_SUBSTITUTE, "/")
+    return display
 
 
 def is_plain(display: str) -> bool:

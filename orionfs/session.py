@@ -66,6 +66,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: Piece size for reading a ranged response body (large pieces: few Python calls per byte).
+_READ_CHUNK = 1 << 20
 _REDACTED = "<redacted>"
 _SECRET_HEADERS = frozenset(
     {wire.AUTH_HEADER.lower(), "cookie", "set-cookie", "proxy-authorization"}
@@ -854,14 +856,25 @@ class OrionSession:
                 template,
                 path_params=path_params,
                 headers={wire.H_RANGE: f"bytes={offset}-{offset + length - 1}"},
+                stream=True,
             )
         except BadResponse as exc:
             if exc.status_code == 416:  # range not satisfiable: at or past the end
                 return b""
             raise
+        # Read the body in large pieces: response.content reads 10 KiB at a time, which costs
+        # more than half of the throughput of a large ranged read.
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(_READ_CHUNK):
+                body += chunk
+        except requests.exceptions.RequestException as exc:
+            raise _transport_error(exc) from exc
+        finally:
+            response.close()
         if response.status_code == 206:
-            return response.content
-        return response.content[offset : offset + length]  # server ignored the Range
+            return bytes(body)
+        return bytes(body[offset : offset + length])  # server ignored the Range
 
     def download_file(
         self, resource: ResourceRef, fileobj: IO[bytes], chunk_size: int = 1 << 20

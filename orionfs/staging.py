@@ -32,9 +32,9 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -70,10 +70,6 @@ class ContentStore(Protocol):
 
 class UnknownHandle(KeyError):
     """A file handle the table does not know (already released, or never opened)."""
-
-
-class HandleDetached(Exception):
-    """The file behind a handle was removed while open; it can no longer be saved."""
 
 
 class ReadAhead:
@@ -357,7 +353,6 @@ class Handle:
     writable: bool
     append: bool
     reader: ReadAhead | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class OpenFileTable:
@@ -568,11 +563,6 @@ class OpenFileTable:
                 node.entry = target
                 node.loaded = True
                 node.dirty = True
-
-    def iter_nodes(self) -> Iterator[StagedFile]:
-        """Every open node (a snapshot)."""
-        with self._lock:
-            return iter(list(self._nodes.values()))
 
     def close(self) -> None:
         """Save what is still unsaved (upload, else the recovery folder), stop the fetch workers,

@@ -53,6 +53,8 @@ SCRIPTS = REPO / "scripts"
 PY = sys.executable
 ORIONFS = [PY, "-c", "import sys; from orionfs.cli import main; sys.exit(main())"]
 
+#: The rclone binary (an environment override, e.g. to try a newer release or to test without it).
+RCLONE = os.environ.get("ORIONFS_BENCH_RCLONE", "rclone")
 START_TIMEOUT = 60.0  # server / mount start
 STOP_TIMEOUT = 15.0
 CMD_TIMEOUT = 900.0  # one measured command
@@ -536,7 +538,7 @@ class RcloneMount(Mount):
 
     def command(self) -> list[str]:
         return [
-            "rclone",
+            RCLONE,
             "mount",
             ":webdav:",
             str(self.mnt),
@@ -732,7 +734,7 @@ class Bench:
         self.server: OrionServer | None = None
         self.orion: OrionMount | None = None
         self.rclone: RcloneMount | None = None
-        self.rclone_missing = shutil.which("rclone") is None
+        self.rclone_missing = shutil.which(RCLONE) is None
         self.mounts: list[Mount] = []
         self._cleanups: list[Callable[[], None]] = []
         self.setup_seconds = 0.0
@@ -776,7 +778,7 @@ class Bench:
             port = free_port()
             serve = spawn(
                 [
-                    "rclone",
+                    RCLONE,
                     "serve",
                     "webdav",
                     str(served),
@@ -1387,7 +1389,7 @@ def _hwm(pid: int) -> int:
 
 def rclone_version() -> str:
     try:
-        out = subprocess.run(["rclone", "version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([RCLONE, "version"], capture_output=True, text=True, timeout=30)
         return out.stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.TimeoutExpired):
         return "unknown"
@@ -1472,6 +1474,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where started with it ignored
     work = Path(tempfile.mkdtemp(prefix="orionfs-bench-", dir=args.workdir))
     start = time.perf_counter()
     bench = Bench(args, sizes, work)

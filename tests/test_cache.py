@@ -25,7 +25,7 @@ from orionfs.cache import (
     NotAFolder,
     NotTaggable,
 )
-from orionfs.exceptions import AuthorizationRequired, NotFoundResponse
+from orionfs.exceptions import AuthorizationRequired, NotFoundResponse, ValidationError
 from orionfs.session import OrionSession
 
 LS = "GET /api/v1/storage/ls/"
@@ -190,6 +190,41 @@ def test_name_with_division_slash_is_resolved_through_the_listing(
     cache.invalidate()
     moved = cache.rename("/a∕b", "/other/a∕b")
     assert moved["name"] == "a∕b"  # an existing entry keeps its own Orion name
+
+
+def test_new_name_with_division_slash_is_created_as_typed_and_round_trips(
+    server: Any, session: OrionSession, session_workdir: str, cache: CachedSession
+) -> None:
+    entry = cache.create_file("/a∕b.txt", io.BytesIO(b"slash"), 5)
+    folder = cache.mkdir("/c∕d")
+    assert (entry["name"], folder["name"]) == ("a∕b.txt", "c∕d")
+    cache.invalidate()
+    assert sorted(cache.listdir("/")) == ["a∕b.txt", "c∕d"]
+    assert cache.read(cache.lookup("/a∕b.txt"), 0, 5) == b"slash"
+    assert sorted(e["name"] for e in session.ls_path(session_workdir)["results"]) == [
+        "a∕b.txt",
+        "c∕d",
+    ]
+
+
+def test_names_orion_cannot_hold_are_refused_before_any_request(
+    server: Any, session: OrionSession, session_workdir: str, cache: CachedSession
+) -> None:
+    upload(session, session_workdir, "f.txt")
+    cache.listdir("/")
+    server.reset_counters()
+    bad = "bad-\udcff\udcfe.txt"  # what the kernel hands over for bytes that are not UTF-8
+    with pytest.raises(ValidationError):
+        cache.create_file(f"/{bad}", io.BytesIO(b"x"), 1)
+    with pytest.raises(ValidationError):
+        cache.mkdir(f"/{bad}")
+    with pytest.raises(ValidationError):
+        cache.rename("/f.txt", f"/{bad}")
+    cache.invalidate()
+    server.reset_counters()
+    with pytest.raises(NotFoundResponse):
+        cache.lookup(f"/{bad}")  # no such entry can exist: not even a stat
+    assert total(server) == 0
 
 
 def test_deep_plain_path_lookup_is_one_stat(

@@ -24,6 +24,7 @@ The mount is made once per test; each sequence runs in a fresh subfolder. Sizes:
 from __future__ import annotations
 
 import errno
+import fcntl
 import itertools
 import os
 import shutil
@@ -35,6 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -48,6 +50,15 @@ EXAMPLES = int(os.environ.get("ORIONFS_MODEL_EXAMPLES", "1000" if LONG else "200
 STEPS = int(os.environ.get("ORIONFS_MODEL_STEPS", "100" if LONG else "50"))
 
 NAMES = ["a", "b", "c"]
+MAX_OPEN = 3
+OPEN_MODES = {
+    "r": os.O_RDONLY,
+    "w": os.O_WRONLY,
+    "rw": os.O_RDWR,
+    "a": os.O_WRONLY | os.O_APPEND,
+    "ra": os.O_RDWR | os.O_APPEND,
+    "create": os.O_RDWR | os.O_CREAT | os.O_TRUNC,
+}
 TAGS = ["t1", "t2", "Job 7"]
 TAG_PREFIX = "user.orion.tag."
 TAGS_XATTR = "user.orion.tags"
@@ -162,6 +173,7 @@ class MountModel(RuleBasedStateMachine):
         os.mkdir(self.m)
         os.mkdir(self.r)
         self.tags: dict[str, set[str]] = {}  # rel path of a file -> its tags
+        self.fds: list[tuple[str, str, int, int]] = []  # (mode, path at open, ref fd, mount fd)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -309,6 +321,80 @@ class MountModel(RuleBasedStateMachine):
     def read(self, data):
         self.both("read", op_read, self.draw_path(data, "file"))
 
+    # -- file descriptors kept open across steps (writes, reads, truncates, fsync, close) --------
+
+    @precondition(lambda self: len(self.fds) < MAX_OPEN)
+    @rule(data=st.data(), mode=st.sampled_from(sorted(OPEN_MODES)))
+    def fd_open(self, data, mode):
+        p = self.draw_path(data, "new" if mode == "create" and data.draw(st.booleans()) else "file")
+        flags = OPEN_MODES[mode]
+        existed = self.kind(p) == "file"
+        expected = attempt(os.open, os.path.join(self.r, p), flags, 0o644)
+        actual = attempt(os.open, os.path.join(self.m, p), flags, 0o644)
+        self.tally(f"fd_open[{mode}]", expected)
+        if expected.error is None and actual.error is None:
+            self.fds.append((mode, p, expected.value, actual.value))
+            if mode == "create" and not existed:
+                self.tags.pop(p, None)
+            return
+        for out in (expected, actual):
+            if out.error is None:
+                os.close(out.value)
+        assert actual.error == expected.error, (
+            f"open({p!r}, {mode}): mount {actual}, reference {expected}"
+        )
+
+    def fd_both(self, label, data, fn, *args) -> Outcome:
+        index = data.draw(st.integers(0, len(self.fds) - 1), label="fd")
+        mode, p, ref_fd, mnt_fd = self.fds[index]
+        expected = attempt(fn, ref_fd, *args)
+        actual = attempt(fn, mnt_fd, *args)
+        self.tally(label, expected)
+        assert actual == expected, (
+            f"{label} on fd {index} ({mode}, opened as {p!r}){args!r:.120}: mount {actual}, "
+            f"reference {expected}"
+        )
+        return expected
+
+    @precondition(lambda self: self.fds)
+    @rule(data=st.data(), offset=offsets, content=small_data)
+    def fd_write(self, data, offset, content):
+        def write(fd, off, payload):
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:
+                return os.write(fd, payload)  # O_APPEND: at the end, whatever the offset
+            return os.pwrite(fd, payload, off)
+
+        self.fd_both("fd_write", data, write, offset, content)
+
+    @precondition(lambda self: self.fds)
+    @rule(data=st.data())
+    def fd_read(self, data):
+        self.fd_both("fd_read", data, lambda fd: os.pread(fd, 1 << 20, 0))
+
+    @precondition(lambda self: self.fds)
+    @rule(data=st.data())
+    def fd_stat(self, data):
+        self.fd_both("fd_stat", data, lambda fd: os.fstat(fd).st_size)
+
+    @precondition(lambda self: self.fds)
+    @rule(data=st.data(), length=offsets)
+    def fd_truncate(self, data, length):
+        self.fd_both("fd_truncate", data, os.ftruncate, length)
+
+    @precondition(lambda self: self.fds)
+    @rule(data=st.data())
+    def fd_fsync(self, data):
+        self.fd_both("fd_fsync", data, os.fsync)
+
+    @precondition(lambda self: self.fds)
+    @rule(data=st.data())
+    def fd_close(self, data):
+        index = data.draw(st.integers(0, len(self.fds) - 1), label="fd")
+        mode, p, ref_fd, mnt_fd = self.fds.pop(index)
+        expected, actual = attempt(os.close, ref_fd), attempt(os.close, mnt_fd)
+        self.tally("fd_close", expected)
+        assert actual == expected, f"close of fd ({mode}, opened as {p!r}): mount {actual}, reference {expected}"
+
     # -- tags (the reference is the in-memory model) ---------------------------------------------
 
     def expect_tag_write(self, p) -> int | None:
@@ -405,7 +491,14 @@ class MountModel(RuleBasedStateMachine):
         )
 
     def teardown(self):
-        # Runs after every sequence, also after a failing one: only check when the tree agreed.
+        # Runs after every sequence, also after a failing one: close what is open, then compare
+        # every file's bytes (only when the tree agreed, so as not to hide the first failure).
+        closing = []
+        while self.fds:
+            mode, p, ref_fd, mnt_fd = self.fds.pop()
+            closing.append((p, attempt(os.close, ref_fd), attempt(os.close, mnt_fd)))
+        for p, expected, actual in closing:
+            assert actual == expected, f"final close of {p!r}: mount {actual}, reference {expected}"
         expected = tree(self.r)
         if tree(self.m) != expected:
             return

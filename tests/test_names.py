@@ -29,11 +29,16 @@ def test_unique_plain_names_show_as_themselves() -> None:
     assert shown([entry("a.txt", 3), entry("b", 1, "folder")]) == {"a.txt": 3, "b": 1}
 
 
-def test_slash_shows_as_division_slash_and_maps_back() -> None:
+def test_slash_shows_as_division_slash() -> None:
     assert shown([entry("a/b", 7)]) == {f"a{SLASH_SUBSTITUTE}b": 7}
     assert display_base("x/y/z") == "x∕y∕z"
-    assert orion_name("x∕y∕z") == "x/y/z"
-    assert orion_name(display_base("a/b c")) == "a/b c"
+
+
+def test_new_names_are_sent_as_typed_and_show_back_as_typed() -> None:
+    # Orion names cannot hold "/", so a typed "∕" stays one: the create succeeds and round-trips.
+    for typed in ("x∕y∕z", "x (id 5)", "plain.txt", "a b"):
+        assert orion_name(typed) == typed
+        assert list(display_names([entry(orion_name(typed), 1)])) == [typed]
 
 
 def test_duplicate_lowest_id_keeps_the_name_others_get_id_suffix() -> None:
@@ -123,11 +128,11 @@ def test_rule_maps_back(entries: list[dict[str, Any]]) -> None:
             # A plain name is the Orion name of the lowest-id entry of that name: what stat answers.
             assert orion_name(shown_name) == e["name"]
             assert e["id"] == min(o["id"] for o in entries if o["name"] == e["name"])
-        # A unique base always shows as itself, and maps back to the Orion name when it held no ∕.
+        # A unique base always shows as itself, and is the Orion name when that held no "/".
         base = display_base(e["name"])
         if sum(display_base(o["name"]) == base for o in entries) == 1:
             assert shown_name == base
-            if SLASH_SUBSTITUTE not in e["name"]:
+            if "/" not in e["name"]:
                 assert orion_name(shown_name) == e["name"]
 
 

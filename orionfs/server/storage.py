@@ -401,10 +401,6 @@ class Storage:
             self._connections.clear()
         self._local = threading.local()
 
-    def integrity_check(self) -> str:
-        """``PRAGMA integrity_check`` of the database ('ok' when sound)."""
-        return self._conn().execute("PRAGMA integrity_check").fetchone()[0]
-
     # -- users, tokens, projects ---------------------------------------------------------------
 
     @staticmethod
@@ -543,12 +539,6 @@ class Storage:
                 " modified) VALUES ('folder', ?, 'user', ?, ?, ?, ?, ?)",
                 (username, project, user_id, user_id, ts, ts),
             )
-
-    def create_project(self, name: str, owner: User) -> int:
-        """Create a project owned by ``owner`` (with Team Data and the owner's My Data)."""
-        check_text(name, "project name")
-        with self._write() as conn:
-            return self._create_project(conn, name, owner.id)
 
     def _projects_of(self, conn: sqlite3.Connection, user_id: int) -> set[int]:
         rows = conn.execute("SELECT project_id FROM members WHERE user_id = ?", (user_id,))
