@@ -16,6 +16,10 @@ Policies (documented in docs/mount.md):
   ``create_link``), ``user.orion.id``, ``user.orion.type``, ``user.orion.systemtags`` (read-only:
   EPERM). Unknown names: ENODATA on get, ENOTSUP on set. ``security.*``/``system.*``/``trusted.*``:
   ENODATA without a request. Tag writes on untaggable kinds: ENOTSUP. Values over 64 KiB: E2BIG.
+  A new file not uploaded yet: type ``file``, empty tags and system tags; ENODATA for id and link.
+- open files follow their file, not its name (handles hold the node); one unlinked or renamed over
+  while open is deleted in Orion at once and lives on locally, for its descriptors, under libfuse's
+  hidden name (``HIDDEN_PREFIX``; no ``hard_remove``, so ``fstat`` still works on it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import functools
 import json
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -73,10 +78,19 @@ XATTR_SYSTEMTAGS = "user.orion.systemtags"
 READ_ONLY_XATTRS = frozenset({XATTR_LINK, XATTR_ID, XATTR_TYPE, XATTR_SYSTEMTAGS})
 LOCAL_XATTR_NAMESPACES = ("security.", "system.", "trusted.")
 XATTR_CREATE, XATTR_REPLACE = 1, 2
+#: libfuse renames an open file that is unlinked (or replaced by a rename) to a name like
+#: ``.fuse_hidden0000000200000001`` in its folder, so that its descriptors keep a path (``fstat``
+#: needs one). Such names live only in this mount (the open-file table): no request is made for
+#: them and Orion never sees them. (A name of that exact form cannot be created through the mount.)
+HIDDEN_PREFIX = ".fuse_hidden"
+_HIDDEN_NAME = re.compile(r"\.fuse_hidden[0-9a-f]{16}\Z")
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 
 Entry = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: What the xattrs of a new file not uploaded yet show: a file with no tags (no id, no link).
+PENDING_ENTRY: Entry = {"resource_type": "file", "id": None, "tags": [], "systemtags": []}
 
 
 # -- the errno table -------------------------------------------------------------------------------
@@ -136,11 +150,25 @@ def errno_for(error: BaseException) -> int:
     return errno.EIO
 
 
+#: The FUSE calls being served: thread id -> (operation, monotonic start). One mount per process.
+_IN_FLIGHT: dict[int, tuple[str, float]] = {}
+
+
+def calls_in_flight() -> list[tuple[str, float]]:
+    """(operation, seconds running) of every FUSE call being served now."""
+    now = time.monotonic()
+    return [(name, now - started) for name, started in _IN_FLIGHT.copy().values()]
+
+
 def _boundary(method: F) -> F:
     """Apply the errno table to everything a FUSE operation raises (once, here)."""
 
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        me = threading.get_ident()
+        outer = me not in _IN_FLIGHT
+        if outer:
+            _IN_FLIGHT[me] = (method.__name__, time.monotonic())
         try:
             return method(*args, **kwargs)
         except mfusepy.FuseOSError:
@@ -158,6 +186,9 @@ def _boundary(method: F) -> F:
             else:
                 logger.debug("%s -> %s (%s)", where, name, error)
             raise mfusepy.FuseOSError(code) from error
+        finally:
+            if outer:
+                _IN_FLIGHT.pop(me, None)
 
     return wrapper  # type: ignore[return-value]
 
@@ -204,6 +235,11 @@ def _split(path: str) -> tuple[str, str]:
     return parent or "/", name
 
 
+def _is_hidden(path: str | None) -> bool:
+    """True for libfuse's name of an open, unlinked file (local only, see HIDDEN_PREFIX)."""
+    return path is not None and _HIDDEN_NAME.match(_split(path)[1]) is not None
+
+
 def _check_name(path: str) -> None:
     """ENAMETOOLONG for a segment over 255 bytes; EINVAL for an empty one."""
     for segment in path.split("/")[1:]:
@@ -225,6 +261,8 @@ class OrionFS(mfusepy.Operations):
             cache, staging_dir=self.options.staging_dir, recovery_dir=self.options.recovery_dir
         )
         self._mounted_ns = time.time_ns()
+        #: Set when the mount process is told to stop (orionfs.mount): nothing more is uploaded.
+        self.stopping = False
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -233,7 +271,13 @@ class OrionFS(mfusepy.Operations):
             raise _fail(errno.EROFS)
 
     def _entry(self, path: str) -> Entry:
-        """The Entry of a mount path (raises NotFoundResponse)."""
+        """The Entry of a mount path (raises NotFoundResponse; ENOENT, locally, for a hidden name
+        no open file holds)."""
+        if _is_hidden(path):
+            node = self.files.node_at(path)
+            if node is None or not node.entry:
+                raise _fail(errno.ENOENT)
+            return node.entry
         return self.cache.lookup(path)
 
     def _mode(self, entry: Entry) -> int:
@@ -298,6 +342,8 @@ class OrionFS(mfusepy.Operations):
         node = self.files.node_at(path)
         if node is not None and node.pending:
             return self._pending_attrs(node)
+        if node is None and _is_hidden(path):
+            raise _fail(errno.ENOENT)  # libfuse probing for a free hidden name: no request
         if path == "/":
             return self._stat(
                 stat.S_IFDIR | (0o555 if self.options.read_only else 0o755),
@@ -391,8 +437,12 @@ class OrionFS(mfusepy.Operations):
 
     @_boundary
     def unlink(self, path: str) -> int:
-        """Remove a file (by id); a new file never uploaded is just forgotten."""
+        """Remove a file (by id); a new file never uploaded is just forgotten. A file still open
+        keeps its content locally for its descriptors (downloaded first, if need be)."""
         self._writable_check()
+        if _is_hidden(path):  # the last close of an unlinked open file: it is already gone
+            self.files.detach(path)
+            return 0
         node = self.files.node_at(path)
         if node is not None and node.pending:
             self.files.detach(path)
@@ -400,6 +450,7 @@ class OrionFS(mfusepy.Operations):
         entry = self._entry(path)
         if entry.get("resource_type") in FOLDER_KINDS:
             raise _fail(errno.EISDIR)
+        self.files.keep_local(path)
         self.cache.unlink(path)
         self.files.detach(path)
         return 0
@@ -417,6 +468,12 @@ class OrionFS(mfusepy.Operations):
             return 0
         if new.startswith(old.rstrip("/") + "/"):
             raise _fail(errno.EINVAL)
+        if _is_hidden(new) and _split(new)[0] == _split(old)[0]:
+            return self._hide(old, new)
+        if _is_hidden(new):
+            raise _fail(errno.EACCES)
+        if _is_hidden(old):
+            raise _fail(errno.ENOENT)  # an unlinked file cannot get a name back
         target = self._lookup_optional(new)
         if flags & RENAME_NOREPLACE and (target is not None or self._pending(new)):
             raise _fail(errno.EEXIST)
@@ -439,13 +496,32 @@ class OrionFS(mfusepy.Operations):
                 raise _fail(errno.EISDIR)
             if source_is_dir and not target_is_dir:
                 raise _fail(errno.ENOTDIR)
+        if target is not None:
+            self.files.keep_local(new)  # its descriptors outlive the replaced file
         self.cache.rename(old, new)
         if self.files.node_at(new) is not None:
             self.files.detach(new)
         self.files.moved(old, new)
         return 0
 
+    def _hide(self, old: str, hidden: str) -> int:
+        """libfuse hides an open file that is unlinked or renamed over: it is removed from Orion
+        (a new file never uploaded: nothing to remove) and lives on, locally, under the hidden
+        name for the descriptors still open on it, which read, write, fstat and ftruncate it like
+        on a local disk; it is never uploaded again, and goes away with the last close."""
+        node = self.files.node_at(old)
+        if node is None or not node.pending:
+            entry = self._entry(old)
+            if entry.get("resource_type") in FOLDER_KINDS:
+                raise _fail(errno.EISDIR)
+            self.files.keep_local(old)
+            self.cache.unlink(old)
+        self.files.hide(old, hidden)
+        return 0
+
     def _lookup_optional(self, path: str) -> Entry | None:
+        if _is_hidden(path) and self.files.node_at(path) is None:
+            return None
         try:
             return self._entry(path)
         except exc.NotFoundResponse:
@@ -481,6 +557,8 @@ class OrionFS(mfusepy.Operations):
         """A new file, local until its first flush (O_EXCL: EEXIST where the name is taken)."""
         self._writable_check()
         _check_name(path)
+        if _is_hidden(path) and self.files.node_at(path) is None:
+            raise _fail(errno.EACCES)  # libfuse's names for unlinked open files (HIDDEN_PREFIX)
         if self._pending(path):
             if flags & os.O_EXCL:
                 raise _fail(errno.EEXIST)
@@ -505,10 +583,17 @@ class OrionFS(mfusepy.Operations):
         return self.files.write(fh, data, offset)
 
     @_boundary
-    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        """Truncate an open file's staged copy, or a closed file at once (one upload)."""
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        """Truncate an open file's staged copy (``ftruncate``: the handle's, whatever its name
+        now), or a closed file at once (one upload)."""
         self._writable_check()
-        if self.files.node_at(path) is None:
+        if length < 0:
+            raise _fail(errno.EINVAL)
+        if fh is not None:
+            self.files.truncate_handle(fh, length)
+        elif path is None:
+            raise _fail(errno.EBADF)
+        elif self.files.node_at(path) is None:
             entry = self._entry(path)
             if entry.get("resource_type") in FOLDER_KINDS:
                 raise _fail(errno.EISDIR)
@@ -548,7 +633,7 @@ class OrionFS(mfusepy.Operations):
         if node is not None and node.entry:
             return node.entry
         if node is not None and node.pending:
-            raise _fail(ENOATTR)
+            return PENDING_ENTRY
         if path == "/":
             return {"resource_type": "folder", "id": None, "tags": [], "systemtags": []}
         return self._entry(path)
@@ -556,9 +641,9 @@ class OrionFS(mfusepy.Operations):
     @_boundary
     def listxattr(self, path: str) -> list[str]:
         """The user.orion.* names that apply to the kind (answered from the cached entry)."""
-        if self._pending(path):
-            return []
         entry = self._xattr_entry(path)
+        if entry is PENDING_ENTRY:
+            return [XATTR_TYPE, XATTR_TAGS, XATTR_SYSTEMTAGS]
         names = [XATTR_TYPE]
         if entry.get("id") is not None:
             names.append(XATTR_ID)
@@ -579,6 +664,11 @@ class OrionFS(mfusepy.Operations):
         kind = entry.get("resource_type")
         if name == XATTR_TYPE:
             return str(kind).encode()
+        if entry is PENDING_ENTRY:
+            # A new file not uploaded yet: a file with no tags; no id or link until it exists.
+            if name in (XATTR_TAGS, XATTR_SYSTEMTAGS):
+                return b""
+            raise _fail(ENOATTR)
         if name == XATTR_ID:
             if entry.get("id") is None:
                 raise _fail(ENOATTR)
@@ -640,6 +730,10 @@ class OrionFS(mfusepy.Operations):
         entry = self._xattr_entry(path)
         if entry.get("resource_type") not in TAGGABLE_KINDS:
             raise _fail(errno.ENOTSUP)
+        if entry is PENDING_ENTRY:  # a new file not uploaded yet has no tags
+            if name == XATTR_TAGS:
+                return 0
+            raise _fail(ENOATTR)
         if name == XATTR_TAGS:
             self.cache.set_tags(path, [])
             return 0
@@ -657,7 +751,9 @@ class OrionFS(mfusepy.Operations):
             config_3.entry_timeout = self.options.ttl
             config_3.attr_timeout = self.options.ttl
             config_3.negative_timeout = self.options.ttl
-            config_3.hard_remove = 1
+            # No hard_remove: libfuse hides an open file that is unlinked (see HIDDEN_PREFIX), so
+            # fstat on its descriptors still has a path (with hard_remove it is ESTALE).
+            config_3.hard_remove = 0
         if conn_info is not None and mfusepy.fuse_version_major == 3:
             conn_info.max_read = BLOCK_SIZE  # must equal the max_read mount option
         logger.info(
@@ -665,7 +761,11 @@ class OrionFS(mfusepy.Operations):
         )
 
     def destroy(self, path: str) -> None:
-        """Unmounted: stop the fetch workers, drop staging files."""
+        """Unmounted: save what is unsaved (upload; after a stop, the recovery folder), stop the
+        fetch workers, drop staging files."""
+        if self.stopping:
+            self.files.stop()
+            self.files.abandon()
         self.files.close()
 
 
@@ -681,6 +781,13 @@ class OrionFUSE(mfusepy.FUSE):
             old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
         )
 
+    def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
+        """mfusepy drops the file handle of libfuse 3's truncate: ``ftruncate`` on a descriptor
+        whose file was unlinked (no path) then fails. Pass it on."""
+        fh = (fip.contents if self.raw_fi else fip.contents.fh) if fip else None
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        return self.operations.truncate(decoded, length, fh)
+
 
 def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Kernel and libfuse options for the mount (``extra`` from ``-o`` wins)."""
@@ -690,7 +797,6 @@ def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> 
         "entry_timeout": options.ttl,
         "attr_timeout": options.ttl,
         "negative_timeout": options.ttl,
-        "hard_remove": True,
         "max_read": BLOCK_SIZE,
     }
     if mfusepy.fuse_version_major == 2:

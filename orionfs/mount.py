@@ -21,9 +21,12 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +52,18 @@ DEFAULT_MOUNT_REQUEST_TIMEOUT: float = 30.0
 DEFAULT_MOUNT_RETRY_DEADLINE: float = 60.0
 #: Seconds ``orionfs mount`` waits for the mount (and ``--local`` for its server) to be ready.
 DEFAULT_READY_TIMEOUT: float = 30.0
-#: Seconds ``orionfs unmount`` waits for the mount process to end after the unmount.
-UNMOUNT_WAIT: float = 10.0
+#: Seconds ``orionfs unmount`` waits for the mount process to end by itself after the kernel
+#: unmount (it ends at once unless system calls are still waiting on the server).
+UNMOUNT_WAIT: float = 1.0
+#: Then it is told to stop (STOP_SIGNAL) and waited for this long, at most.
+UNMOUNT_STOP_WAIT: float = 2.5
+#: Seconds the mount process cuts its connections to the server after STOP_SIGNAL, so that calls
+#: in flight (retries included) fail; it exits at most half as long again after that.
+STOP_ABORT_WINDOW: float = 1.2
+#: The signal ``orionfs unmount`` sends a mount process that outlives its kernel mount (calls in
+#: flight on a stalled server): unsaved staged data goes to the recovery folder, the process ends
+#: without waiting for the server, and the calls still in flight fail at once (EIO).
+STOP_SIGNAL = signal.SIGUSR1
 #: Seconds the local server gets to stop before it is killed.
 SERVER_STOP_WAIT: float = 10.0
 
@@ -164,8 +177,24 @@ def cmd_unmount(args: argparse.Namespace) -> int:
     except MountError as error:
         return _error(str(error))
     if state:
-        wait_for_exit(int(state.get("pid", 0)), UNMOUNT_WAIT)
+        stop_mount_process(int(state.get("pid", 0)))
     return 0
+
+
+def stop_mount_process(pid: int) -> bool:
+    """After the kernel unmount: wait briefly for the mount process to end; if calls in flight
+    keep it (a stalled server answers them only after the request timeout), tell it to stop now
+    (STOP_SIGNAL: staged data to the recovery folder, no waiting for the server). Bounded by
+    UNMOUNT_WAIT + UNMOUNT_STOP_WAIT seconds; True if the process is gone."""
+    if wait_for_exit(pid, UNMOUNT_WAIT):
+        return True
+    try:
+        os.kill(pid, STOP_SIGNAL)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return wait_for_exit(pid, UNMOUNT_STOP_WAIT)
 
 
 # -- checks ----------------------------------------------------------------------------------------
@@ -505,6 +534,121 @@ def _read_server_info(path: Path, started: float, pid: int) -> dict[str, Any] | 
 # -- the mount process -----------------------------------------------------------------------------
 
 
+def _handle_stop_signal(
+    operations: Any, mountpoint: str, url: str, server: LocalServer | None
+) -> None:
+    """On STOP_SIGNAL (sent by ``orionfs unmount`` once the kernel mount is gone) while FUSE calls
+    still wait on the server: stop waiting for it. The connections to the server are cut (again
+    and again, for ``STOP_ABORT_WINDOW`` seconds, retries included), so each call in flight fails
+    at once with its errno (EIO) and the mount process ends as after any unmount, keeping unsaved
+    staged data in the recovery folder instead of uploading it. Should calls still be in flight
+    after that window, the process keeps the staged data and exits anyway.
+
+    Without calls in flight the signal is ignored: after a lazy unmount the kernel keeps the
+    connection for files still open, and they are served until they are closed.
+
+    The main thread sits in libfuse (C) until every call in flight is answered, so a Python
+    handler cannot run there; the signal's wakeup byte reaches a watcher thread instead.
+    """
+    from orionfs.fuse import calls_in_flight
+
+    target = urllib.parse.urlsplit(url)
+    port = target.port or (443 if target.scheme == "https" else 80)
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        signal.signal(STOP_SIGNAL, lambda signum, frame: None)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread (embedded use): no stop signal, unmount still works
+        os.close(read_end)
+        os.close(write_end)
+        return
+
+    def watch() -> None:
+        while True:
+            data = os.read(read_end, 64)
+            if not data:
+                return
+            if int(STOP_SIGNAL) not in data:
+                continue
+            waiting = calls_in_flight()
+            if waiting:
+                break
+            logger.info("stop signal ignored: no call in flight (open files are still served)")
+        logger.warning(
+            "told to stop: the calls waiting on the server fail now: %s",
+            ", ".join(f"{name} ({seconds:.1f} s)" for name, seconds in waiting),
+        )
+        operations.stopping = True  # destroy(): staged data to the recovery folder, no upload
+        operations.files.stop()  # no new upload, download or read waits on the server
+        deadline = time.monotonic() + STOP_ABORT_WINDOW
+        while calls_in_flight() and time.monotonic() < deadline:
+            cut_connections(port)
+            time.sleep(0.05)
+        # Whatever the calls answered, the process ends (the last one dropping the kernel's
+        # connection); only if some are still stuck does it end here, without them.
+        time.sleep(STOP_ABORT_WINDOW / 2)
+        waiting = calls_in_flight()
+        if not waiting:
+            return
+        logger.error("calls still waiting after the stop: %s; exiting", waiting)
+        try:
+            operations.files.abandon()
+        except Exception:  # noqa: BLE001 - ending anyway; what was kept is logged
+            logger.exception("keeping staged data failed")
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.process.terminate()
+                server.process.wait(1.0)
+            with contextlib.suppress(Exception):
+                server.process.kill()
+        with contextlib.suppress(OSError):
+            state = read_state(mountpoint)
+            if state and state.get("pid") == os.getpid():
+                _state_path(mountpoint).unlink()
+        logging.shutdown()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orionfs-stop", daemon=True).start()
+
+
+def cut_connections(port: int) -> int:
+    """Shut down this process's TCP connections to ``port`` (the Orion server's): a request
+    waiting on them fails at once. Returns how many were cut."""
+    cut = 0
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    for name in fds:
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+            dup = os.dup(fd)
+        except OSError:
+            continue
+        try:
+            sock = socket.socket(fileno=dup)
+        except OSError:
+            os.close(dup)
+            continue
+        with sock:
+            try:
+                if sock.type != socket.SOCK_STREAM or sock.family not in (
+                    socket.AF_INET,
+                    socket.AF_INET6,
+                ):
+                    continue
+                if sock.getpeername()[1] != port:
+                    continue
+                sock.shutdown(socket.SHUT_RDWR)
+                cut += 1
+            except OSError:
+                continue
+    return cut
+
+
 def parse_fuse_options(values: Sequence[str]) -> dict[str, Any]:
     """``-o a=b,c`` (repeatable) -> ``{"a": "b", "c": True}``."""
     options: dict[str, Any] = {}
@@ -552,6 +696,7 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             recovery_dir=Path(args.recovery_dir) if args.recovery_dir else None,
         )
         operations = fuse.OrionFS(cache, options)
+        _handle_stop_signal(operations, mountpoint, config.url, server)
         write_state(
             mountpoint,
             pid=os.getpid(),

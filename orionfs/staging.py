@@ -12,7 +12,12 @@ Writes (shared/design.md "Write rules"):
   uploaded under its final name (over an existing File, with that File's id: no moment where neither
   exists);
 - where the last upload attempt fails at ``release``, the staged data is moved to the recovery folder
-  and an ERROR log line names the file there.
+  and an ERROR log line names the file there;
+- a handle names its node, not a path: the node follows renames (``moved``), and one unlinked or
+  renamed over while open is first downloaded (``keep_local``), then moved to libfuse's hidden name
+  (``hide``) where its descriptors keep reading and writing it; it is never uploaded again;
+- a table told to stop (``stop``: the mount process ends without waiting for a stalled server)
+  makes no more requests; unsaved data goes to the recovery folder (``abandon``).
 
 Reads of a file not staged go through ``ReadAhead``: ranged requests whose size doubles (1 MiB up to
 8 MiB) while the reads stay sequential, up to 16 MiB fetched ahead, in parallel; the first byte waits
@@ -37,6 +42,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
+
+from orionfs.exceptions import OrionConnectionError
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,16 @@ class ContentStore(Protocol):
     def replace_content(self, path: str, fileobj: BinaryIO, size: int) -> Entry: ...
 
     def unlink(self, path: str) -> None: ...
+
+
+class StoppedStore:
+    """The store of a table told to stop (``OpenFileTable.stop``): every call fails at once, so
+    nothing more waits on the server; unsaved data then goes to the recovery folder."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise OrionConnectionError("the mount is stopping: no more requests to the server")
+
+    read = create_file = replace_content = unlink = _refuse
 
 
 class UnknownHandle(KeyError):
@@ -322,14 +339,35 @@ class StagedFile:
                 fd = self._temp_fd()  # a new empty file: keep an empty one, for the record
                 os.ftruncate(fd, 0)
             assert self._tmp_path is not None
-            recovery_dir.mkdir(parents=True, exist_ok=True)
-            stamp = time.strftime("%Y%m%dT%H%M%S")
-            safe = self.path.strip("/").replace("/", "__") or "root"
-            dest = recovery_dir / f"{stamp}-{os.getpid()}-{safe}"
+            dest = self._recovery_path(recovery_dir)
             shutil.move(str(self._tmp_path), dest)
             self._tmp_path = None
             self.dirty = False
             return dest
+
+    def copy_for_recovery(self, recovery_dir: Path) -> Path:
+        """Copy the staged data to the recovery folder without taking ``lock`` (an upload in
+        flight may hold it for a whole request timeout): for a process about to end at once."""
+        dest = self._recovery_path(recovery_dir)
+        tmp = self._tmp_path
+        if tmp is None:
+            dest.write_bytes(b"")
+        else:
+            shutil.copyfile(tmp, dest)
+            with open(dest, "r+b") as fileobj:  # the staged size, not what the temp file holds
+                fileobj.truncate(self.size)
+        return dest
+
+    def _recovery_path(self, recovery_dir: Path) -> Path:
+        recovery_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        safe = self.path.strip("/").replace("/", "__") or "root"
+        dest = recovery_dir / f"{stamp}-{os.getpid()}-{safe}"
+        counter = 1
+        while dest.exists():
+            counter += 1
+            dest = recovery_dir / f"{stamp}-{os.getpid()}-{safe}.{counter}"
+        return dest
 
     def discard(self) -> None:
         """Close and delete the temp file."""
@@ -400,14 +438,20 @@ class OpenFileTable:
             return {
                 path[len(prefix) :]: node
                 for path, node in self._nodes.items()
-                if node.pending and path.startswith(prefix) and "/" not in path[len(prefix) :]
+                if node.pending
+                and not node.detached
+                and path.startswith(prefix)
+                and "/" not in path[len(prefix) :]
             }
 
     def has_nodes_below(self, folder: str) -> bool:
         """True if a new, never-uploaded file lives somewhere below ``folder``."""
         prefix = folder.rstrip("/") + "/"
         with self._lock:
-            return any(p.startswith(prefix) and n.pending for p, n in self._nodes.items())
+            return any(
+                p.startswith(prefix) and n.pending and not n.detached
+                for p, n in self._nodes.items()
+            )
 
     # -- open / create / release -------------------------------------------------------------------
 
@@ -507,6 +551,11 @@ class OpenFileTable:
                 offset = node.size
             return node.write(self._store, data, offset)
 
+    def truncate_handle(self, fh: int, length: int) -> None:
+        """``ftruncate``: cut or extend the node of an open handle, wherever its name went (renamed,
+        unlinked): the handle, not the path, names the file."""
+        self.handle(fh).node.truncate(self._store, length)
+
     def truncate(self, path: str, length: int, entry: Entry | None) -> None:
         """Truncate an open node, or (not open) a remote file: staged, cut, uploaded at once."""
         node = self.node_at(path)
@@ -532,12 +581,40 @@ class OpenFileTable:
 
     def detach(self, path: str) -> StagedFile | None:
         """Forget the node at ``path`` (unlinked, or replaced by a rename): its handles stay usable
-        but it is never uploaded again. Returns the node."""
+        but it is never uploaded again. Returns the node.
+
+        The caller makes sure the node no longer needs its remote content (``keep_local``) before
+        the remote file goes away: the open descriptors still read and write it (POSIX).
+        """
         with self._lock:
             node = self._nodes.pop(path, None)
         if node is not None:
             with node.lock:
                 node.detached = True
+        return node
+
+    def keep_local(self, path: str) -> StagedFile | None:
+        """Before the remote file behind the open node at ``path`` is deleted or replaced: download
+        its content into the staging file, so that descriptors still open on it keep reading and
+        writing it locally. Raises the download error (then nothing must be deleted)."""
+        node = self.node_at(path)
+        if node is not None and not node.pending:
+            with node.lock:
+                node.ensure_loaded(self._store)
+        return node
+
+    def hide(self, path: str, hidden: str) -> StagedFile | None:
+        """libfuse's answer to the unlink of an open file: the node moves to a hidden name that only
+        this table knows (reads, writes, fstat and ftruncate on its descriptors keep working); it is
+        never uploaded again and goes away with its last handle. Call ``keep_local`` first."""
+        with self._lock:
+            node = self._nodes.pop(path, None)
+            if node is None:
+                return None
+            node.path = hidden
+            self._nodes[hidden] = node
+        with node.lock:
+            node.detached = True
         return node
 
     def moved(self, old: str, new: str) -> None:
@@ -563,6 +640,40 @@ class OpenFileTable:
                 node.entry = target
                 node.loaded = True
                 node.dirty = True
+
+    def stop(self) -> None:
+        """No more requests to the server from the table (reads, downloads, uploads fail at once
+        with OrionConnectionError): the mount process is ending without waiting for the server.
+        Files still open are then kept in the recovery folder on their last close."""
+        self._store = StoppedStore()
+
+    def abandon(self, lock_wait: float = 0.5) -> list[tuple[str, Path]]:
+        """The mount process must end now (``orionfs unmount`` while calls wait on a stalled
+        server): keep every unsaved staged file in the recovery folder, without uploading and
+        without waiting for calls in flight (at most ``lock_wait`` seconds per file). Returns
+        (mount path, recovery file) pairs; each is also logged."""
+        with self._lock:
+            nodes = [n for n in self._nodes.values() if n.dirty and not n.detached]
+        kept = []
+        for node in nodes:
+            locked = node.lock.acquire(timeout=lock_wait)
+            try:
+                if locked:
+                    if not node.dirty or node.detached:
+                        continue
+                    dest = node.keep_for_recovery(self.recovery_dir)
+                else:
+                    dest = node.copy_for_recovery(self.recovery_dir)
+                    node.detached = True  # kept: not uploaded by close() either
+            except OSError as error:
+                logger.error("cannot keep the staged data of %s: %s", node.path, error)
+                continue
+            finally:
+                if locked:
+                    node.lock.release()
+            logger.error("mount stopped with %s unsaved; its data is kept in %s", node.path, dest)
+            kept.append((node.path, dest))
+        return kept
 
     def close(self) -> None:
         """Save what is still unsaved (upload, else the recovery folder), stop the fetch workers,

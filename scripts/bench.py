@@ -19,8 +19,8 @@ the exact expected number; it asserts nothing about time.
 
 Everything it starts is stopped, and every mount unmounted, on success, failure or Ctrl-C.
 
-    .venv/bin/python scripts/bench.py --quick            # about a minute
-    .venv/bin/python scripts/bench.py --json bench.json  # full size, under 15 minutes on 2 cores
+    .venv/bin/python scripts/bench.py --quick --check    # CI smoke run, about two minutes
+    .venv/bin/python scripts/bench.py --json bench.json  # full size, about 13 minutes on 2 cores
 """
 
 from __future__ import annotations
@@ -131,14 +131,17 @@ FULL = Sizes(
     big_mib=256,
     rss_entries=100_000,
     runs=3,
-    heavy_runs=2,
-    rss_runs=2,
+    heavy_runs=1,
+    rss_runs=1,
 )
 
 
 # --- processes -----------------------------------------------------------------------------------
 def _die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM if this process dies (even by SIGKILL)."""
+    """preexec_fn: the child gets SIGTERM if this process dies (even by SIGKILL).
+
+    The kernel sends it when the *thread* that forked the child ends, so helpers are only ever
+    spawned from the main thread."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
@@ -254,6 +257,15 @@ class ProxyProcess:
         answer = self._line()
         if not answer.startswith("ok"):
             raise RuntimeError(f"latency proxy refused 'rtt {ms}': {answer!r}")
+
+    def connections(self) -> int:
+        """TCP connections accepted so far (each one paid an emulated handshake)."""
+        self.proc.stdin.write("stats\n")
+        self.proc.stdin.flush()
+        words = self._line().split()
+        if words[:2] != ["stats", "connections"]:
+            raise RuntimeError(f"latency proxy answered {words} to 'stats'")
+        return int(words[2])
 
     def stop(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -657,6 +669,7 @@ def rows_for(s: Sizes) -> list[Row]:
         Row("read", f"sequential read {big}", "MB/s", True, ">= 80% of direct; not behind rclone"),
         Row("read_ttfb", "read: time to first byte", "ms", False, "<= 1 RTT + 5 ms"),
         Row("read_direct", "read: direct download (API / HTTP GET)", "MB/s", True, "baseline"),
+        Row("read_direct_ttfb", "read: direct first byte (4 KiB range)", "ms", False, "baseline"),
         Row("read_ratio", "read: mount / direct", "%", True, ">= 80%"),
         Row(
             "write",
@@ -686,6 +699,8 @@ class Results:
         self.values: dict[str, dict[str, dict[str, list[float]]]] = {}
         # requests[row][rtt] -> list of per-run {"by_endpoint":..., "kinds":...}
         self.requests: dict[str, dict[str, list[dict]]] = {}
+        # connections[row][rtt][side] -> new TCP connections through the proxy, per run
+        self.connections: dict[str, dict[str, dict[str, list[int]]]] = {}
         self.errors: list[str] = []
         self.check_failures: list[str] = []
         self.notes: list[str] = []
@@ -698,6 +713,11 @@ class Results:
     def add_requests(self, row: str, rtt: float, by_endpoint: dict[str, int]) -> None:
         self.requests.setdefault(row, {}).setdefault(f"{rtt:g}", []).append(
             {"by_endpoint": by_endpoint, "kinds": classify(by_endpoint)}
+        )
+
+    def add_connections(self, row: str, rtt: float, side: str, n: int) -> None:
+        self.connections.setdefault(row, {}).setdefault(f"{rtt:g}", {}).setdefault(side, []).append(
+            n
         )
 
     def summary(self, row: str, rtt: float, side: str) -> dict | None:
@@ -908,17 +928,18 @@ class Bench:
 
     @contextlib.contextmanager
     def counted(self, m: Mount, rows: list[str], rtt: float) -> Iterator[Callable[[], None]]:
-        """Reset the server's counter before the block and record what it counted after it.
-
-        The block may call the yielded function to record early (before its own checks, which
-        would otherwise be counted too).
-        """
+        """Reset the server's counter (and note the proxy's connection count) before the block;
+        record what was counted after it. The block may call the yielded function to record early
+        (before its own checks, which would otherwise be counted too)."""
         done = [False]
 
         def record() -> None:
             if done[0]:
                 return
             done[0] = True
+            new_conns = m.proxy.connections() - conns_before
+            for row in rows:
+                self.results.add_connections(row, rtt, m.name, new_conns)
             if m.counts_requests:
                 by_endpoint = self.server.counters()
                 for row in rows:
@@ -926,6 +947,7 @@ class Bench:
 
         if m.counts_requests:
             self.server.reset_counters()
+        conns_before = m.proxy.connections()
         yield record
         record()
 
@@ -1047,7 +1069,7 @@ class Bench:
         self.results.add("read_ttfb", rtt, m.name, ttfb * 1000)
         self.results.add("read_direct", rtt, m.name, d_mbs)
         self.results.add("read_ratio", rtt, m.name, 100 * mbs / d_mbs)
-        self.results.notes.append(f"direct first byte {m.name} {rtt:g} ms: {d_ttfb * 1000:.1f} ms")
+        self.results.add("read_direct_ttfb", rtt, m.name, d_ttfb * 1000)
 
     def case_write(self, m: Mount, rtt: float, run: int) -> None:
         size = self.s.big_mib * MiB
@@ -1263,7 +1285,17 @@ class Bench:
             f"{kind} {min(v)}" + (f"–{max(v)}" if len(v) > 1 else "") for kind, v in kinds.items()
         ]
         total = f"{totals[0]}" + (f"–{totals[-1]}" if len(totals) > 1 else "")
-        return total + (f" ({', '.join(parts)})" if parts and len(parts) > 0 and kinds else "")
+        conns = sorted(
+            {
+                n
+                for sides in self.results.connections.get(row.key, {}).values()
+                for n in sides.get("orionfs", [])
+            }
+        )
+        if conns and conns[-1]:
+            span = f"{conns[0]}" + (f"–{conns[-1]}" if len(conns) > 1 else "")
+            parts.append(f"new conn {span}")
+        return total + (f" ({', '.join(parts)})" if parts else "")
 
     def _median(self, key: str, rtt: float, side: str) -> float | None:
         sm = self.results.summary(key, rtt, side)
@@ -1345,6 +1377,7 @@ class Bench:
                         for rtt in self.rtts
                     },
                     "orionfs_requests": self.results.requests.get(row.key, {}),
+                    "new_connections": self.results.connections.get(row.key, {}),
                 }
                 for row in self.rows
             ],
@@ -1430,7 +1463,7 @@ def _raise_interrupt(signum, frame):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (about two minutes)")
     parser.add_argument(
         "--check",
         action="store_true",
@@ -1439,10 +1472,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     parser.add_argument("--rtt-ms", default="0,20", help="round trips to add, comma-separated")
     parser.add_argument(
-        "--runs", type=int, help="runs per figure (default: 3; 2 for per-file cases)"
+        "--runs",
+        type=int,
+        help="runs of every case (default: 3, but once for the per-file cases of 1,000 "
+        "operations and the RSS case; --quick: 2, and 1 for those)",
     )
     parser.add_argument(
-        "--ttl", type=float, default=30.0, help="cache TTL in seconds, for both mounts (default 30)"
+        "--ttl",
+        type=float,
+        default=60.0,
+        help="cache TTL in seconds, for both mounts (default 60: longer than any one case, so "
+        "that a case never sees its own listing expire)",
     )
     parser.add_argument("--workdir", type=Path, help="parent of the temp folder (default: $TMPDIR)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, data)")
@@ -1469,8 +1509,8 @@ def main(argv: list[str] | None = None) -> int:
             **{
                 **asdict(sizes),
                 "runs": args.runs,
-                "heavy_runs": min(args.runs, sizes.heavy_runs) if args.quick else args.runs,
-                "rss_runs": min(args.runs, sizes.rss_runs),
+                "heavy_runs": args.runs,
+                "rss_runs": args.runs,
             }
         )
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -23,8 +23,9 @@ As a command::
     python scripts/latency_proxy.py --target 127.0.0.1:8000 --rtt-ms 20 [--port 0] [--stdin-control]
 
 prints ``listening HOST PORT`` once ready. With ``--stdin-control`` it reads lines ``rtt MS`` (or
-``delay MS``) from standard input, answers ``ok rtt MS``, and exits when standard input closes (so it
-never outlives the process that started it).
+``delay MS``) from standard input, answers ``ok rtt MS``; ``stats`` answers ``stats connections N``
+(connections accepted so far); it exits when standard input closes (so it never outlives the process
+that started it).
 """
 
 from __future__ import annotations
@@ -319,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     proxy.set_delay_ms(value / 2 if parts[0] == "rtt" else value)
                     print(f"ok rtt {proxy.delay_ms * 2:g}", flush=True)
+                elif parts == ["stats"]:
+                    print(f"stats connections {proxy.connections}", flush=True)
                 elif parts:
                     print(f"error {line.strip()}", flush=True)
             done.set()

@@ -195,7 +195,7 @@ def test_many_concurrent_connections(proxy_factory):
     assert not errors
 
 
-def test_cli_prints_its_port_takes_rtt_commands_and_exits_when_stdin_closes(echo_server):
+def test_cli_prints_its_port_takes_commands_and_exits_when_stdin_closes(echo_server):
     target = f"{echo_server[0]}:{echo_server[1]}"
     proc = subprocess.Popen(
         [
@@ -220,6 +220,9 @@ def test_cli_prints_its_port_takes_rtt_commands_and_exits_when_stdin_closes(echo
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == "ok rtt 30"
         assert min(_round_trips("127.0.0.1", port, 3)) >= 0.0299
+        proc.stdin.write("stats\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "stats connections 1"
         proc.stdin.close()
         assert proc.wait(IO_TIMEOUT) == 0
     finally:

@@ -60,6 +60,7 @@ def fuzz_user(server):
     return server.add_user("fuzzer", password="fuzzer-password-1")
 
 
+@pytest.mark.timeout(3600 if LONG else 300)
 def test_api_fuzzed_from_openapi_has_no_server_errors_and_matches_schema(server, fuzz_user):
     auth = {"Authorization": f"Token {fuzz_user['token']}"}
     schema = schemathesis.openapi.from_url(f"{server.url.rstrip('/')}/openapi.json", headers=auth)
@@ -89,8 +90,9 @@ def test_api_fuzzed_from_openapi_has_no_server_errors_and_matches_schema(server,
             def run(case):
                 nonlocal cases
                 cases += 1
-                response = case.call(base_url=server.url.rstrip("/"), session=http, headers=auth,
-                                     timeout=30)
+                response = case.call(
+                    base_url=server.url.rstrip("/"), session=http, headers=auth, timeout=30
+                )
                 by_status[response.status_code] = by_status.get(response.status_code, 0) + 1
                 case.validate_response(response, checks=CHECKS, headers=auth)
 

@@ -28,6 +28,7 @@ import fcntl
 import itertools
 import os
 import shutil
+import stat
 import time
 
 import pytest
@@ -180,7 +181,9 @@ class MountModel(RuleBasedStateMachine):
     @staticmethod
     def tally(label: str, outcome: Outcome) -> None:
         MountModel.steps_run += 1
-        key = f"{label} " + ("ok" if outcome.error is None else errno.errorcode.get(outcome.error, "?"))
+        key = f"{label} " + (
+            "ok" if outcome.error is None else errno.errorcode.get(outcome.error, "?")
+        )
         MountModel.outcomes[key] = MountModel.outcomes.get(key, 0) + 1
 
     def both(self, label, fn, *args) -> Outcome:
@@ -221,7 +224,7 @@ class MountModel(RuleBasedStateMachine):
         moved = {}
         for path in list(self.tags):
             if path == old or path.startswith(old + "/"):
-                moved[new + path[len(old):]] = self.tags.pop(path)
+                moved[new + path[len(old) :]] = self.tags.pop(path)
         self.tags.update(moved)
 
     def drop_tags(self, p):
@@ -270,11 +273,13 @@ class MountModel(RuleBasedStateMachine):
     @rule(data=st.data())
     def rename(self, data):
         src = self.draw_path(data, data.draw(st.sampled_from(["file", "dir"]), label="src kind"))
-        dst = self.draw_path(data, data.draw(st.sampled_from(["new", "new", "file", "dir"]),
-                                             label="dst kind"))
+        dst = self.draw_path(
+            data, data.draw(st.sampled_from(["new", "new", "file", "dir"]), label="dst kind")
+        )
         src_kind, dst_kind = self.kind(src), self.kind(dst)
-        out = self.both("rename", lambda b, s, d: os.rename(os.path.join(b, s), os.path.join(b, d)),
-                        src, dst)
+        out = self.both(
+            "rename", lambda b, s, d: os.rename(os.path.join(b, s), os.path.join(b, d)), src, dst
+        )
         if out.error is None and src != dst and src_kind is not None:
             if dst_kind is not None:
                 self.drop_tags(dst)
@@ -314,8 +319,12 @@ class MountModel(RuleBasedStateMachine):
 
     @rule(data=st.data(), length=offsets)
     def truncate(self, data, length):
-        self.both("truncate", lambda b, q, n: os.truncate(os.path.join(b, q), n),
-                  self.draw_path(data, "file"), length)
+        self.both(
+            "truncate",
+            lambda b, q, n: os.truncate(os.path.join(b, q), n),
+            self.draw_path(data, "file"),
+            length,
+        )
 
     @rule(data=st.data())
     def read(self, data):
@@ -374,7 +383,12 @@ class MountModel(RuleBasedStateMachine):
     @precondition(lambda self: self.fds)
     @rule(data=st.data())
     def fd_stat(self, data):
-        self.fd_both("fd_stat", data, lambda fd: os.fstat(fd).st_size)
+        def kind_and_size(fd):
+            st_ = os.fstat(fd)
+            regular = stat.S_ISREG(st_.st_mode)
+            return ("file" if regular else "dir", st_.st_size if regular else 0)
+
+        self.fd_both("fd_stat", data, kind_and_size)
 
     @precondition(lambda self: self.fds)
     @rule(data=st.data(), length=offsets)
@@ -393,7 +407,9 @@ class MountModel(RuleBasedStateMachine):
         mode, p, ref_fd, mnt_fd = self.fds.pop(index)
         expected, actual = attempt(os.close, ref_fd), attempt(os.close, mnt_fd)
         self.tally("fd_close", expected)
-        assert actual == expected, f"close of fd ({mode}, opened as {p!r}): mount {actual}, reference {expected}"
+        assert actual == expected, (
+            f"close of fd ({mode}, opened as {p!r}): mount {actual}, reference {expected}"
+        )
 
     # -- tags (the reference is the in-memory model) ---------------------------------------------
 
@@ -421,7 +437,9 @@ class MountModel(RuleBasedStateMachine):
         return got
 
     def draw_tag_target(self, data) -> str:
-        return self.draw_path(data, data.draw(st.sampled_from(["file"] * 4 + ["dir"]), label="kind"))
+        return self.draw_path(
+            data, data.draw(st.sampled_from(["file"] * 4 + ["dir"]), label="kind")
+        )
 
     @rule(data=st.data(), tag=st.sampled_from(TAGS))
     def set_tag(self, data, tag):
@@ -476,7 +494,9 @@ class MountModel(RuleBasedStateMachine):
             None,
         )
         listed = {t for t in got.value.decode().split("\n") if t}
-        assert listed == self.tags.get(p, set()), f"tags of {p}: mount {listed}, model {self.tags.get(p)}"
+        assert listed == self.tags.get(p, set()), (
+            f"tags of {p}: mount {listed}, model {self.tags.get(p)}"
+        )
 
     # -- agreement -------------------------------------------------------------------------------
 
@@ -505,13 +525,16 @@ class MountModel(RuleBasedStateMachine):
         for rel, (kind, _) in expected.items():
             if kind == "file":
                 mine, theirs = op_read(self.m, rel), op_read(self.r, rel)
-                assert mine == theirs, f"content of {rel}: mount {mine[:60]!r}, reference {theirs[:60]!r}"
+                assert mine == theirs, (
+                    f"content of {rel}: mount {mine[:60]!r}, reference {theirs[:60]!r}"
+                )
         for rel, tags in self.tags.items():
             if tags:
                 listed = os.getxattr(os.path.join(self.m, rel), TAGS_XATTR).decode().split("\n")
                 assert {t for t in listed if t} == tags, rel
 
 
+@pytest.mark.timeout(7200 if LONG else 900)
 def test_mount_agrees_with_a_local_reference_directory(server, tmp_path):
     ref = tmp_path / "reference"
     ref.mkdir()

@@ -184,9 +184,19 @@ class Worker:
         self.tags.setdefault(rel, set()).add(tag)
 
     OPS = [
-        ("create", 6), ("overwrite", 3), ("append", 3), ("read", 5), ("stat", 3),
-        ("rename", 3), ("rename_over_own", 1), ("unlink", 3), ("mkdir", 1), ("rmdir", 1),
-        ("listdir", 4), ("common_mkdir", 1), ("tag", 1),
+        ("create", 6),
+        ("overwrite", 3),
+        ("append", 3),
+        ("read", 5),
+        ("stat", 3),
+        ("rename", 3),
+        ("rename_over_own", 1),
+        ("unlink", 3),
+        ("mkdir", 1),
+        ("rmdir", 1),
+        ("listdir", 4),
+        ("common_mkdir", 1),
+        ("tag", 1),
     ]
 
     def run(self) -> None:
@@ -232,6 +242,7 @@ def api_tree(session, folder: str, prefix: str = "") -> dict[str, tuple[str, int
     return out
 
 
+@pytest.mark.timeout(JOIN_TIMEOUT + 300)
 def test_8_threads_2000_mixed_ops_no_unexpected_error_no_deadlock_mount_equals_api(
     server, session, tmp_path
 ):

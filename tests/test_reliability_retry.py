@@ -23,8 +23,11 @@ UPLOAD_KEY = "POST /api/v3/storage/files/"
 
 def _session(server) -> OrionSession:
     config = SessionConfig(
-        url=server.url, username=server.username, token=server.token,
-        project=server.project_id, request_timeout=10,
+        url=server.url,
+        username=server.username,
+        token=server.token,
+        project=server.project_id,
+        request_timeout=10,
     )
     return OrionSession(config=config)
 
@@ -90,9 +93,36 @@ def test_429_on_an_upload_is_retried_and_the_stored_content_is_exact(server, hom
     server.reset_counters()
     server.set_faults(status=429, count=1, retry_after=1, path_prefix="/api/v3/storage/files/")
     name = f"ratelimited-upload-{os.getpid()}.bin"
-    file, elapsed = _timed(lambda: session.upload_file(home, name, io.BytesIO(data), size=len(data)))
+    file, elapsed = _timed(
+        lambda: session.upload_file(home, name, io.BytesIO(data), size=len(data))
+    )
     assert elapsed >= 1.0
     assert server.count(UPLOAD_KEY) == 2
     assert session.read_range(file, 0, len(data) + 10) == data
     listed = session.ls_path(home, {"name": name})["results"]
     assert len(listed) == 1, "the upload was stored twice (or not at all)"
+
+
+@pytest.mark.fuse
+def test_429_through_the_mount_close_waits_retry_after_and_the_file_is_stored(
+    server, home, tmp_path
+):
+    from tests.test_reliability_support import mounted
+
+    data = os.urandom(200_000)
+    with mounted(server, tmp_path / "mnt") as mount:
+        folder = mount.home / f"mount429-{os.getpid()}"
+        folder.mkdir()
+        os.listdir(folder)
+        server.reset_counters()
+        server.set_faults(status=429, count=1, retry_after=2, path_prefix="/api/v3/storage/files/")
+        started = time.monotonic()
+        with open(folder / "f.bin", "wb") as fh:
+            fh.write(data)
+        elapsed = time.monotonic() - started
+        assert elapsed >= 2.0, f"close() returned after {elapsed:.2f} s, Retry-After said 2"
+        assert server.count(UPLOAD_KEY) == 2
+    session = _session(server)
+    entries = session.ls_path(f"{home}/mount429-{os.getpid()}")["results"]
+    assert [e["name"] for e in entries] == ["f.bin"]
+    assert session.read_range(entries[0], 0, len(data) + 1) == data

@@ -31,8 +31,9 @@ def report(name: str, figures: dict[str, Any]) -> None:
     print(f"\n[{name}] {json.dumps(figures)}")
 
 
-def write_profile(config_dir: Path, name: str, url: str, username: str, token: str,
-                  project: int | None = None) -> Path:
+def write_profile(
+    config_dir: Path, name: str, url: str, username: str, token: str, project: int | None = None
+) -> Path:
     """Save a profile into ``config_dir`` with orionfs.config (the code under test makes it 0600)."""
     from orionfs import config
 
@@ -81,7 +82,9 @@ class Mount:
     def unmount(self, timeout: float = UNMOUNT_TIMEOUT) -> subprocess.CompletedProcess:
         """``orionfs unmount MOUNTPOINT`` (the user's command), not the fixture's fallback."""
         return subprocess.run(
-            orionfs_cmd("unmount", str(self.path)), env=self.env, capture_output=True,
+            orionfs_cmd("unmount", str(self.path)),
+            env=self.env,
+            capture_output=True,
             timeout=timeout,
         )
 
@@ -123,5 +126,6 @@ def mounted(
 def mounts_of(path: Path) -> list[str]:
     """Lines of /proc/mounts for ``path`` (to check mount options)."""
     target = str(path)
-    return [line for line in Path("/proc/mounts").read_text().splitlines()
-            if line.split()[1] == target]
+    return [
+        line for line in Path("/proc/mounts").read_text().splitlines() if line.split()[1] == target
+    ]

@@ -104,13 +104,17 @@ def test_every_route_answers_401_without_a_token_and_with_a_wrong_token(server, 
             )
             checked += 1
             if response.status_code != 401:
-                wrong.append(f"{method} {path} ({label}): {response.status_code} {response.text[:120]}")
-    print(f"\n[auth] {len(api_routes)} routes x {len(BAD_AUTH_HEADERS)} header variants = {checked} requests")
+                wrong.append(
+                    f"{method} {path} ({label}): {response.status_code} {response.text[:120]}"
+                )
+    print(
+        f"\n[auth] {len(api_routes)} routes x {len(BAD_AUTH_HEADERS)} header variants = {checked} requests"
+    )
     assert not wrong, "routes that did not answer 401:\n" + "\n".join(wrong)
 
 
-def test_only_documentation_routes_answer_without_a_token(server, tmp_path):
-    """The doc routes the app names are the only unauthenticated ones, and they hold no user data."""
+def test_documentation_routes_the_app_names_hold_no_user_data(server, tmp_path):
+    """The only routes outside the 401 rule (the API docs) answer without any user data."""
     app, routes, docs = _app_routes(tmp_path)
     for method, path, _ in routes:
         if path not in docs:
@@ -124,7 +128,12 @@ def test_only_documentation_routes_answer_without_a_token(server, tmp_path):
 def test_a_valid_token_of_another_case_or_with_extra_characters_is_refused(server):
     url = _url(server, "/api/v1/users/me/")
     assert requests.get(url, headers=_auth(server.token), timeout=HTTP_TIMEOUT).status_code == 200
-    for bad in (server.token + "x", server.token[:-1], server.token.swapcase(), " " + server.token + "x"):
+    for bad in (
+        server.token + "x",
+        server.token[:-1],
+        server.token.swapcase(),
+        " " + server.token + "x",
+    ):
         if bad.strip() == server.token:
             continue
         assert requests.get(url, headers=_auth(bad), timeout=HTTP_TIMEOUT).status_code == 401, bad
@@ -150,15 +159,19 @@ def _upload(server, token, folder, name, data: bytes, tags=None) -> dict:
 
 def _stat(server, token, path):
     return requests.get(
-        _url(server, "/api/v1/storage/stat/"), params={"path": path}, headers=_auth(token),
+        _url(server, "/api/v1/storage/stat/"),
+        params={"path": path},
+        headers=_auth(token),
         timeout=HTTP_TIMEOUT,
     )
 
 
 def _ls_names(server, token, path):
     response = requests.get(
-        _url(server, "/api/v1/storage/ls/"), params={"path": path, "limit": 1000},
-        headers=_auth(token), timeout=HTTP_TIMEOUT,
+        _url(server, "/api/v1/storage/ls/"),
+        params={"path": path, "limit": 1000},
+        headers=_auth(token),
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 200, response.text
     return {e["name"] for e in response.json()["results"]}
@@ -173,19 +186,28 @@ def two_users(server):
     b_home = f"/project/{pid}/user/{b['user']['username']}"
     folder = f"{a_home}/private-{os.getpid()}"
     response = requests.post(
-        _url(server, "/api/v1/storage/paths/"), json={"paths": [folder]},
-        headers=_auth(server.token), timeout=HTTP_TIMEOUT,
+        _url(server, "/api/v1/storage/paths/"),
+        json={"paths": [folder]},
+        headers=_auth(server.token),
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 201, response.text
     secret = b"A's secret data\n" * 100
     file = _upload(server, server.token, folder, "secret.txt", secret, tags=["mine"])
     return {
-        "pid": pid, "a_token": server.token, "b_token": b["token"], "b": b, "a_home": a_home,
-        "b_home": b_home, "folder": folder, "file": file, "secret": secret,
+        "pid": pid,
+        "a_token": server.token,
+        "b_token": b["token"],
+        "b": b,
+        "a_home": a_home,
+        "b_home": b_home,
+        "folder": folder,
+        "file": file,
+        "secret": secret,
     }
 
 
-def _attempts(server, u):
+def _attempts(u):
     """(label, method, path, kwargs) for every way B could touch A's My Data."""
     f = u["file"]
     fid = f["id"]
@@ -197,32 +219,88 @@ def _attempts(server, u):
         ("stat A's file", "GET", "/api/v1/storage/stat/", {"params": {"path": a_file_path}}),
         ("get A's file", "GET", f"/api/v3/storage/files/{fid}/", {}),
         ("download A's file", "GET", f"/api/v3/storage/files/{fid}/download/", {}),
-        ("ranged download", "GET", f"/api/v3/storage/files/{fid}/download/",
-         {"headers": {"Range": "bytes=0-9"}}),
+        (
+            "ranged download",
+            "GET",
+            f"/api/v3/storage/files/{fid}/download/",
+            {"headers": {"Range": "bytes=0-9"}},
+        ),
         ("get A's tags", "GET", f"/api/v1/tags/file/{fid}/", {}),
         ("tag A's file", "POST", f"/api/v1/tags/file/{fid}/", {"json": {"tags": ["pwned"]}}),
-        ("untag A's file", "POST", f"/api/v1/tags/file/{fid}/remove/", {"json": {"tags": ["mine"]}}),
-        ("share A's file with B", "POST", f"/api/v1/sharing/file/{fid}/",
-         {"json": {"share_with": "users", "ids": [u["b"]["user"]["id"]]}}),
+        (
+            "untag A's file",
+            "POST",
+            f"/api/v1/tags/file/{fid}/remove/",
+            {"json": {"tags": ["mine"]}},
+        ),
+        (
+            "share A's file with B",
+            "POST",
+            f"/api/v1/sharing/file/{fid}/",
+            {"json": {"share_with": "users", "ids": [u["b"]["user"]["id"]]}},
+        ),
         ("get A's sharing", "GET", f"/api/v1/sharing/file/{fid}/", {}),
-        ("move A's file to B", "POST", "/api/v1/storage/paths/assign/",
-         {"json": {"assignments": [{"resource_type": "file", "id": fid, "path": u["b_home"]}]}}),
-        ("rename A's file in place", "POST", "/api/v1/storage/paths/assign/",
-         {"json": {"assignments": [{"resource_type": "file", "id": fid, "path": u["folder"],
-                                    "name": "renamed.txt"}]}}),
+        (
+            "move A's file to B",
+            "POST",
+            "/api/v1/storage/paths/assign/",
+            {"json": {"assignments": [{"resource_type": "file", "id": fid, "path": u["b_home"]}]}},
+        ),
+        (
+            "rename A's file in place",
+            "POST",
+            "/api/v1/storage/paths/assign/",
+            {
+                "json": {
+                    "assignments": [
+                        {
+                            "resource_type": "file",
+                            "id": fid,
+                            "path": u["folder"],
+                            "name": "renamed.txt",
+                        }
+                    ]
+                }
+            },
+        ),
         ("patch A's file", "PATCH", f"/api/v3/storage/files/{fid}/", {"json": {"name": "x.txt"}}),
-        ("overwrite A's file", "PUT", f"/api/v3/storage/files/{fid}/content/",
-         {"data": b"overwritten", "headers": {"Content-Type": "application/octet-stream"}}),
+        (
+            "overwrite A's file",
+            "PUT",
+            f"/api/v3/storage/files/{fid}/content/",
+            {"data": b"overwritten", "headers": {"Content-Type": "application/octet-stream"}},
+        ),
         ("delete A's file", "DELETE", f"/api/v3/storage/files/{fid}/", {}),
-        ("purge A's file", "DELETE", f"/api/v3/storage/files/{fid}/", {"params": {"immediate": "true"}}),
-        ("remove A's file by path", "POST", "/api/v1/storage/paths/remove/",
-         {"json": {"paths": [a_file_path]}}),
-        ("remove A's folder", "POST", "/api/v1/storage/paths/remove/",
-         {"json": {"paths": [u["folder"]], "recursive": True}}),
-        ("create in A's My Data", "POST", "/api/v1/storage/paths/",
-         {"json": {"paths": [f"{u['a_home']}/planted"]}}),
-        ("path of A's file by id", "POST", "/api/v1/storage/paths/get/",
-         {"json": {"items": [{"resource_type": "file", "id": fid}]}}),
+        (
+            "purge A's file",
+            "DELETE",
+            f"/api/v3/storage/files/{fid}/",
+            {"params": {"immediate": "true"}},
+        ),
+        (
+            "remove A's file by path",
+            "POST",
+            "/api/v1/storage/paths/remove/",
+            {"json": {"paths": [a_file_path]}},
+        ),
+        (
+            "remove A's folder",
+            "POST",
+            "/api/v1/storage/paths/remove/",
+            {"json": {"paths": [u["folder"]], "recursive": True}},
+        ),
+        (
+            "create in A's My Data",
+            "POST",
+            "/api/v1/storage/paths/",
+            {"json": {"paths": [f"{u['a_home']}/planted"]}},
+        ),
+        (
+            "path of A's file by id",
+            "POST",
+            "/api/v1/storage/paths/get/",
+            {"json": {"items": [{"resource_type": "file", "id": fid}]}},
+        ),
     ]
 
 
@@ -230,43 +308,62 @@ def test_user_b_cannot_touch_user_a_my_data_through_the_api(server, two_users):
     u = two_users
     folder_entry = _stat(server, u["a_token"], u["folder"]).json()
     denied = []
-    for label, method, path, kwargs in _attempts(server, u):
+    for label, method, path, kwargs in _attempts(u):
         kwargs = dict(kwargs)
         headers = {**_auth(u["b_token"]), **kwargs.pop("headers", {})}
-        response = requests.request(method, _url(server, path), headers=headers,
-                                    timeout=HTTP_TIMEOUT, **kwargs)
+        response = requests.request(
+            method, _url(server, path), headers=headers, timeout=HTTP_TIMEOUT, **kwargs
+        )
         if response.status_code not in (403, 404):
-            denied.append(f"{label}: {method} {path} -> {response.status_code} {response.text[:200]}")
+            denied.append(
+                f"{label}: {method} {path} -> {response.status_code} {response.text[:200]}"
+            )
         assert u["secret"][:20] not in response.content, f"{label} leaked A's data"
     # The folder by id, and an upload into A's folder.
-    response = requests.get(_url(server, f"/api/v1/storage/folders/{folder_entry['id']}/"),
-                            headers=_auth(u["b_token"]), timeout=HTTP_TIMEOUT)
+    response = requests.get(
+        _url(server, f"/api/v1/storage/folders/{folder_entry['id']}/"),
+        headers=_auth(u["b_token"]),
+        timeout=HTTP_TIMEOUT,
+    )
     if response.status_code not in (403, 404):
         denied.append(f"A's folder by id -> {response.status_code}")
     response = requests.post(
-        _url(server, "/api/v3/storage/files/"), headers=_auth(u["b_token"]),
+        _url(server, "/api/v3/storage/files/"),
+        headers=_auth(u["b_token"]),
         data={"name": "planted.txt", "path": u["folder"]},
-        files={"file": ("planted.txt", b"planted", "application/octet-stream")}, timeout=HTTP_TIMEOUT,
+        files={"file": ("planted.txt", b"planted", "application/octet-stream")},
+        timeout=HTTP_TIMEOUT,
     )
     if response.status_code not in (403, 404):
         denied.append(f"upload into A's folder -> {response.status_code}")
     # B's listings never show A's My Data.
-    assert _ls_names(server, u["b_token"], f"/project/{u['pid']}/user") == {u["b"]["user"]["username"]}
+    assert _ls_names(server, u["b_token"], f"/project/{u['pid']}/user") == {
+        u["b"]["user"]["username"]
+    }
     assert not denied, "B reached A's My Data:\n" + "\n".join(denied)
 
     # A's data is exactly as it was.
     a = u["a_token"]
     assert _ls_names(server, a, u["folder"]) == {"secret.txt"}
-    response = requests.get(_url(server, f"/api/v3/storage/files/{u['file']['id']}/download/"),
-                            headers=_auth(a), timeout=HTTP_TIMEOUT)
+    response = requests.get(
+        _url(server, f"/api/v3/storage/files/{u['file']['id']}/download/"),
+        headers=_auth(a),
+        timeout=HTTP_TIMEOUT,
+    )
     assert response.status_code == 200
     assert hashlib.sha256(response.content).digest() == hashlib.sha256(u["secret"]).digest()
-    tags = requests.get(_url(server, f"/api/v1/tags/file/{u['file']['id']}/"), headers=_auth(a),
-                        timeout=HTTP_TIMEOUT).json()["tags"]
+    tags = requests.get(
+        _url(server, f"/api/v1/tags/file/{u['file']['id']}/"),
+        headers=_auth(a),
+        timeout=HTTP_TIMEOUT,
+    ).json()["tags"]
     assert tags == ["mine"]
     assert "planted" not in _ls_names(server, a, u["a_home"])
-    sharing = requests.get(_url(server, f"/api/v1/sharing/file/{u['file']['id']}/"),
-                           headers=_auth(a), timeout=HTTP_TIMEOUT).json()
+    sharing = requests.get(
+        _url(server, f"/api/v1/sharing/file/{u['file']['id']}/"),
+        headers=_auth(a),
+        timeout=HTTP_TIMEOUT,
+    ).json()
     assert sharing.get("users", []) == []
 
 
@@ -290,8 +387,11 @@ def test_a_user_of_another_project_cannot_see_the_project_at_all(server, two_use
     assert f"{u['pid']}" not in _ls_names(server, token, "/project")
     for path in (f"/project/{u['pid']}/team", u["a_home"], u["folder"]):
         assert _stat(server, token, path).status_code in (403, 404), path
-    response = requests.get(_url(server, f"/api/v3/storage/files/{u['file']['id']}/download/"),
-                            headers=_auth(token), timeout=HTTP_TIMEOUT)
+    response = requests.get(
+        _url(server, f"/api/v3/storage/files/{u['file']['id']}/download/"),
+        headers=_auth(token),
+        timeout=HTTP_TIMEOUT,
+    )
     assert response.status_code in (403, 404)
 
 
@@ -324,7 +424,10 @@ def _serve(args, tmp_path, env_extra=None):
     env = {**os.environ, "ORIONFS_CONFIG_DIR": str(tmp_path / "cfg"), **(env_extra or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "orionfs.cli", "serve", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=tmp_path,
     )
 
 
@@ -372,7 +475,7 @@ EVIL_NAMES = [
     f"../../{MARK}-etc-x",
     f"..\\..\\{MARK}-win",
     f"{MARK}-%2e%2e%2f",
-    f"{MARK} sp*?\"<>|:;$(id)`",
+    f'{MARK} sp*?"<>|:;$(id)`',
     f"{MARK}-ünïcødé-∕-名前",
     f".{MARK}-hidden",
     f"{MARK}-" + "x" * 240,
@@ -383,13 +486,18 @@ EVIL_NAMES = [
 
 def test_blob_paths_come_from_ids_never_from_user_supplied_names(server):
     folder = f"/project/{server.project_id}/user/{server.username}/blobnames-{os.getpid()}"
-    requests.post(_url(server, "/api/v1/storage/paths/"), json={"paths": [folder]},
-                  headers=_auth(server.token), timeout=HTTP_TIMEOUT).raise_for_status()
+    requests.post(
+        _url(server, "/api/v1/storage/paths/"),
+        json={"paths": [folder]},
+        headers=_auth(server.token),
+        timeout=HTTP_TIMEOUT,
+    ).raise_for_status()
     accepted, refused = [], []
     before_parent = set(os.listdir(Path(server.data_dir).parent))
     for name in EVIL_NAMES:
         response = requests.post(
-            _url(server, "/api/v3/storage/files/"), headers=_auth(server.token),
+            _url(server, "/api/v3/storage/files/"),
+            headers=_auth(server.token),
             data={"name": name, "path": folder},
             files={"file": (name, MARK.encode() * 10, "application/octet-stream")},
             timeout=HTTP_TIMEOUT,

@@ -47,7 +47,9 @@ def errno_of(fn, *args) -> int | None:
 
 def names_of(session, folder: str) -> list[tuple[str, str, int]]:
     """(name, resource_type, id) of a folder's entries through the API, sorted."""
-    return sorted((e["name"], e["resource_type"], e["id"]) for e in session.ls_path(folder)["results"])
+    return sorted(
+        (e["name"], e["resource_type"], e["id"]) for e in session.ls_path(folder)["results"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +144,17 @@ def test_empty_dot_and_dotdot_rename_targets_are_refused_and_change_nothing(
     assert_alive(bad_input_mount)
 
 
-def test_nul_in_a_name_never_reaches_the_mount_and_changes_nothing(workdir, session, bad_input_mount):
+def test_nul_in_a_name_never_reaches_the_mount_and_changes_nothing(
+    workdir, session, bad_input_mount
+):
     folder, api = workdir
     before = names_of(session, api)
-    for fn in (lambda: open(f"{folder}/a\0b", "wb"), lambda: os.mkdir(f"{folder}/a\0b"),
-               lambda: os.rename(folder / "f.txt", f"{folder}/a\0b"),
-               lambda: os.setxattr(folder / "f.txt", "user.orion.tag.a\0b", b"")):
+    for fn in (
+        lambda: open(f"{folder}/a\0b", "wb"),
+        lambda: os.mkdir(f"{folder}/a\0b"),
+        lambda: os.rename(folder / "f.txt", f"{folder}/a\0b"),
+        lambda: os.setxattr(folder / "f.txt", "user.orion.tag.a\0b", b""),
+    ):
         with pytest.raises(ValueError):
             fn()
     assert names_of(session, api) == before
@@ -186,8 +193,10 @@ def test_duplicate_names_show_under_the_reversible_rule_and_each_maps_to_its_own
     low, high = sorted([first, second], key=lambda f: f.id)
     alt = f"dup.txt (id {high.id})"
     wait_until(lambda: {"dup.txt", alt} <= set(os.listdir(folder)))
-    contents = {low.id: b"first" if low is first else b"second",
-                high.id: b"second" if high is second else b"first"}
+    contents = {
+        low.id: b"first" if low is first else b"second",
+        high.id: b"second" if high is second else b"first",
+    }
     assert (folder / "dup.txt").read_bytes() == contents[low.id]
     assert (folder / alt).read_bytes() == contents[high.id]
     assert os.getxattr(folder / alt, "user.orion.id").decode() == str(high.id)
@@ -219,9 +228,16 @@ def test_division_slash_in_a_name_round_trips_through_the_mount(workdir, session
 def test_unknown_xattrs_are_enodata(workdir, bad_input_mount):
     folder, _ = workdir
     for target in (folder / "f.txt", folder / "d"):
-        for name in ("user.orion.nope", "user.orion.tag.absent", "user.other", "user.orion.",
-                     "security.selinux", "security.capability", "system.posix_acl_access",
-                     "trusted.x"):
+        for name in (
+            "user.orion.nope",
+            "user.orion.tag.absent",
+            "user.other",
+            "user.orion.",
+            "security.selinux",
+            "security.capability",
+            "system.posix_acl_access",
+            "trusted.x",
+        ):
             assert errno_of(os.getxattr, target, name) == errno.ENODATA, (target.name, name)
 
 
@@ -293,7 +309,7 @@ def test_no_token_in_any_line_of_a_debug_mount_log(server, session, tmp_path):
     server_log = Path(server.log_path).read_text(errors="replace")
     lines = log.splitlines()
     assert any("DEBUG" in line for line in lines), "the --debug run logged no DEBUG line"
-    pieces = [token, token[: len(token) // 2], token[len(token) // 2:]]
+    pieces = [token, token[: len(token) // 2], token[len(token) // 2 :]]
     leaked = [line for line in lines if any(p and p in line for p in pieces)]
     report("debug_log", {"mount_log_lines": len(lines), "lines_with_token": len(leaked)})
     assert not leaked, "token in the mount log:\n" + "\n".join(leaked[:5])
@@ -307,8 +323,15 @@ def _as_other_user(*argv: str) -> subprocess.CompletedProcess:
     if shutil.which("runuser"):
         cmd = ["runuser", "-u", OTHER_USER, "--", *argv]
     else:
-        cmd = ["setpriv", "--reuid", str(pwd.getpwnam(OTHER_USER).pw_uid), "--regid",
-               str(pwd.getpwnam(OTHER_USER).pw_gid), "--clear-groups", *argv]
+        cmd = [
+            "setpriv",
+            "--reuid",
+            str(pwd.getpwnam(OTHER_USER).pw_uid),
+            "--regid",
+            str(pwd.getpwnam(OTHER_USER).pw_gid),
+            "--clear-groups",
+            *argv,
+        ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
 
@@ -333,8 +356,11 @@ def test_mount_is_invisible_to_another_uid_without_allow_other(server, public_di
     assert _as_other_user("ls", str(public_dir / "plain")).returncode == 0
     with mounted(server, public_dir / "mnt") as mount:
         assert os.listdir(mount.path)  # the owner sees it
-        for argv in (["stat", str(mount.path)], ["ls", str(mount.path)],
-                     ["cat", str(mount.home / "README.txt")]):
+        for argv in (
+            ["stat", str(mount.path)],
+            ["ls", str(mount.path)],
+            ["cat", str(mount.home / "README.txt")],
+        ):
             result = _as_other_user(*argv)
             assert result.returncode != 0, f"{argv} worked as {OTHER_USER}: {result.stdout}"
             assert "Permission denied" in result.stderr, result.stderr
@@ -390,7 +416,9 @@ def test_user_b_mount_shows_none_of_user_a_my_data_and_both_share_team_data(
         team = mount.team
         assert (team / f"from-a-{os.getpid()}.txt").read_bytes() == b"team!"
         (team / f"from-b-{os.getpid()}.txt").write_bytes(b"from B")
-    assert names_of(session, secret_folder) == [("s.txt", "file", names_of(session, secret_folder)[0][2])]
+    assert names_of(session, secret_folder) == [
+        ("s.txt", "file", names_of(session, secret_folder)[0][2])
+    ]
     team_names = {n for n, _, _ in names_of(session, team_api)}
     assert f"from-b-{os.getpid()}.txt" in team_names
     tags = session.ls_path(secret_folder)["results"][0]["tags"]

@@ -82,3 +82,60 @@ def test_session_config_repr_never_shows_the_token(config_home):
     cfg = config.get_profile_config("local")
     assert TOKEN not in repr(cfg)
     assert TOKEN not in str(cfg)
+
+
+# --- the profile `orionfs serve` writes for its sample user ---------------------------------------
+
+
+def _serve_until_ready(tmp_path, config_folder):
+    """Run ``orionfs serve`` on a free port until it has written server.json; then stop it."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "data"
+    env = {**os.environ, config.CONFIG_DIR_ENV: str(config_folder)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orionfs.cli", "serve", "--data", str(data), "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "orionfs serve exited"
+            try:
+                json.loads((data / "server.json").read_text())
+                if (config_folder / "profiles.ini").exists():
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        else:
+            raise AssertionError("orionfs serve did not write its profile")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return config_folder / "profiles.ini"
+
+
+def test_orionfs_serve_writes_its_local_profile_0600_in_a_0700_folder(tmp_path):
+    path = _serve_until_ready(tmp_path, tmp_path / "fresh-config")
+    assert _mode(path.parent) == 0o700
+    assert _mode(path) == 0o600
+    assert _mode(tmp_path / "data" / "server.json") == 0o600  # it holds the token too
+
+
+def test_orionfs_serve_tightens_a_loose_existing_config_folder(tmp_path):
+    folder = tmp_path / "loose-config"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+    path = _serve_until_ready(tmp_path, folder)
+    assert _mode(path) == 0o600
+    assert _mode(folder) == 0o700, (
+        f"the folder holding the token file stays {_mode(folder):04o} "
+        "(orionfs.config.save_profile makes it 0700)"
+    )

@@ -198,3 +198,37 @@ def test_the_kernels_immediate_retry_of_a_failed_read_fails_fast(pool):
     with pytest.raises(OrionConnectionError):
         reader.read(0, 4096)  # answered from the recent failure: no second wait
     assert calls == [0]
+
+
+def test_a_hidden_node_keeps_its_content_and_is_never_uploaded(tmp_path):
+    store = FakeStore()
+    store.put("/a", b"hello world")
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.open("/a", store.entry("/a"), 2, writable=True, truncate=False)
+    table.keep_local("/a")  # downloaded before the remote file goes
+    store.unlink("/a")
+    table.hide("/a", "/.fuse_hidden0000000100000001")
+    assert table.node_at("/a") is None
+    assert table.pending_children("/") == {}
+    assert table.write(fh, b"J", 0) == 1
+    table.truncate_handle(fh, 5)
+    assert table.read(fh, 100, 0) == b"Jello"
+    table.flush(fh)
+    table.release(fh)
+    assert "/a" not in store.files
+    assert [c for c in store.calls if c[0] != "read"] == []
+    assert not list((tmp_path / "recovery").glob("*"))
+
+
+def test_a_stopped_table_uploads_nothing_and_keeps_unsaved_data(tmp_path):
+    store = FakeStore()
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    fh = table.create("/open.txt", 1)
+    table.write(fh, b"unsaved", 0)
+    table.stop()
+    with pytest.raises(OrionConnectionError):
+        table.flush(fh)
+    kept = table.abandon()
+    assert [(path, dest.read_bytes()) for path, dest in kept] == [("/open.txt", b"unsaved")]
+    table.close()
+    assert store.calls == []
