@@ -331,13 +331,16 @@ class OrionFS(mfusepy.Operations):
     @_boundary
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
         """Attributes from the stat cache (the listing filled it), or the open node's."""
-        if path is None:  # an open file already unlinked (hard_remove): only its handle knows it
-            node = self.files.handle(fh).node if fh is not None else None
-            if node is None:
-                raise _fail(errno.ENOENT)
+        # fstat: the open file's own node answers, whatever its name is now. libfuse may hand us
+        # no path, or a hidden name in a folder removed since (an unlinked open file), and only
+        # the handle still knows the file.
+        node = self._handle_node(fh)
+        if node is not None:
             if node.pending or not node.entry:
                 return self._pending_attrs(node)
             return self._attrs(node.entry, node)
+        if path is None:
+            raise _fail(errno.ENOENT)
         _check_name(path)
         node = self.files.node_at(path)
         if node is not None and node.pending:
@@ -353,6 +356,15 @@ class OrionFS(mfusepy.Operations):
             )
         entry = node.entry if node is not None and node.entry else self._entry(path)
         return self._attrs(entry, node)
+
+    def _handle_node(self, fh: int | None) -> StagedFile | None:
+        """The node of file handle ``fh``; None for no handle or a folder's (not in the table)."""
+        if not fh:
+            return None
+        try:
+            return self.files.handle(fh).node
+        except UnknownHandle:
+            return None
 
     @_boundary
     def readdir(self, path: str, fh: int) -> Iterable[str | tuple[str, dict[str, int], int]]:

@@ -60,6 +60,9 @@ UNMOUNT_STOP_WAIT: float = 2.5
 #: Seconds the mount process cuts its connections to the server after STOP_SIGNAL, so that calls
 #: in flight (retries included) fail; it exits at most half as long again after that.
 STOP_ABORT_WINDOW: float = 1.2
+#: A call in flight this long (seconds) when STOP_SIGNAL comes waits on the server; shorter ones
+#: (a write into the staging file after a lazy unmount) are left alone.
+STUCK_AFTER: float = 0.5
 #: The signal ``orionfs unmount`` sends a mount process that outlives its kernel mount (calls in
 #: flight on a stalled server): unsaved staged data goes to the recovery folder, the process ends
 #: without waiting for the server, and the calls still in flight fail at once (EIO).
@@ -544,8 +547,8 @@ def _handle_stop_signal(
     staged data in the recovery folder instead of uploading it. Should calls still be in flight
     after that window, the process keeps the staged data and exits anyway.
 
-    Without calls in flight the signal is ignored: after a lazy unmount the kernel keeps the
-    connection for files still open, and they are served until they are closed.
+    Without calls in flight for STUCK_AFTER seconds the signal is ignored: after a lazy unmount
+    the kernel keeps the connection for files still open, and they are served until closed.
 
     The main thread sits in libfuse (C) until every call in flight is answered, so a Python
     handler cannot run there; the signal's wakeup byte reaches a watcher thread instead.
@@ -571,10 +574,10 @@ def _handle_stop_signal(
                 return
             if int(STOP_SIGNAL) not in data:
                 continue
-            waiting = calls_in_flight()
+            waiting = _stuck_calls(calls_in_flight)
             if waiting:
                 break
-            logger.info("stop signal ignored: no call in flight (open files are still served)")
+            logger.info("stop signal ignored: no call waits on the server (open files are served)")
         logger.warning(
             "told to stop: the calls waiting on the server fail now: %s",
             ", ".join(f"{name} ({seconds:.1f} s)" for name, seconds in waiting),
@@ -610,6 +613,17 @@ def _handle_stop_signal(
         os._exit(0)
 
     threading.Thread(target=watch, name="orionfs-stop", daemon=True).start()
+
+
+def _stuck_calls(calls_in_flight: Any) -> list[tuple[str, float]]:
+    """The FUSE calls in flight for STUCK_AFTER seconds or more (waiting on the server: local
+    work, e.g. a write into the staging file, takes far less), watched for up to STUCK_AFTER."""
+    deadline = time.monotonic() + STUCK_AFTER
+    while True:
+        stuck = [(name, seconds) for name, seconds in calls_in_flight() if seconds >= STUCK_AFTER]
+        if stuck or time.monotonic() >= deadline:
+            return stuck
+        time.sleep(0.05)
 
 
 def cut_connections(port: int) -> int:

@@ -223,3 +223,22 @@ def test_an_unlinked_open_file_in_a_removed_folder_still_reads_writes_and_closes
         os.close(fd)
     assert os.listdir(folder) == []
     assert api_names(session, orion) == set()
+
+
+def test_a_new_file_renamed_over_an_open_file_replaces_it_and_the_reader_keeps_the_old_one(
+    mount, session, work
+):
+    folder, orion = work
+    (folder / "doc").write_bytes(b"version 1")
+    reader = os.open(folder / "doc", os.O_RDONLY)
+    try:
+        fd = os.open(folder / ".doc.swp", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, b"version 2")
+        os.rename(folder / ".doc.swp", folder / "doc")  # before the new file's first close
+        os.close(fd)
+        assert os.pread(reader, 100, 0) == b"version 1"
+    finally:
+        os.close(reader)
+    assert (folder / "doc").read_bytes() == b"version 2"
+    assert api_bytes(session, f"{orion}/doc") == b"version 2"
+    assert api_names(session, orion) == {"doc"}

@@ -388,7 +388,22 @@ class MountModel(RuleBasedStateMachine):
             regular = stat.S_ISREG(st_.st_mode)
             return ("file" if regular else "dir", st_.st_size if regular else 0)
 
-        self.fd_both("fd_stat", data, kind_and_size)
+        index = data.draw(st.integers(0, len(self.fds) - 1), label="fd")
+        mode, p, ref_fd, mnt_fd = self.fds[index]
+        expected = attempt(kind_and_size, ref_fd)
+        actual = attempt(kind_and_size, mnt_fd)
+        self.tally("fd_stat", expected)
+        # The one documented divergence (docs/mount.md, "Open files"): libfuse's high-level API
+        # answers ESTALE to fstat of an unlinked open file once its folder is removed, because it
+        # can no longer build a path for it. Reads, writes, ftruncate and close still work, and
+        # the other fd_* rules keep checking them.
+        orphan = os.fstat(ref_fd).st_nlink == 0
+        if orphan and actual.error == errno.ESTALE:
+            return
+        assert actual == expected, (
+            f"fd_stat on fd {index} ({mode}, opened as {p!r}): mount {actual}, "
+            f"reference {expected}"
+        )
 
     @precondition(lambda self: self.fds)
     @rule(data=st.data(), length=offsets)

@@ -79,8 +79,11 @@ def write_profile(name: str, info: ServerInfo, folder: Path | None = None) -> Pa
     Other sections are preserved. Returns the file's path.
     """
     folder = folder or config_dir()
-    if not folder.exists():
-        folder.mkdir(mode=0o700, parents=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        # Like ssh: a profile folder others can read or enter would expose the token file's name
+        # and let them swap it; tighten it rather than write a token into it.
+        folder.chmod(0o700)
     path = folder / "profiles.ini"
     parser = configparser.ConfigParser(interpolation=None)
     if path.exists():
@@ -137,12 +140,9 @@ def _sample_credentials(storage: Any, data_dir: Path) -> tuple[str, str, int, st
     if not storage.has_users():
         sample = create_sample(storage)
         password = sample.password
-        # Shown once, so that the sample user can also log in with a password.
+        # The password is a credential: it goes to the owner-only server.json, never to a log.
         logger.warning(
-            "created sample user %r with password %s (also in %s)",
-            sample.username,
-            password,
-            info_path,
+            "created sample user %r; its password is in %s", sample.username, info_path
         )
     user = storage.get_user_by_name(previous.get("username") or SAMPLE_USERNAME)
     if user is None:
