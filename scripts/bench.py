@@ -756,6 +756,7 @@ class Bench:
         self.rclone: RcloneMount | None = None
         self.rclone_missing = shutil.which(RCLONE) is None
         self.mounts: list[Mount] = []
+        self.broken: set[str] = set()
         self._cleanups: list[Callable[[], None]] = []
         self.setup_seconds = 0.0
 
@@ -1173,14 +1174,23 @@ class Bench:
                 t0 = time.perf_counter()
                 for run in range(runs):
                     for m in self.mounts:
+                        if m.name in self.broken:
+                            continue
                         try:
                             fn(m, rtt, run)
                         except Exception as exc:
                             msg = f"{name} on {m.name} at {rtt:g} ms (run {run + 1}): {exc}"
                             self.results.errors.append(msg)
                             self.log(f"ERROR {msg}")
-                            with contextlib.suppress(Exception):
+                            try:
                                 m.remount()
+                            except Exception as again:
+                                # A mount that cannot come back would fail every later case
+                                # slowly, one start timeout each: skip its remaining cases.
+                                self.broken.add(m.name)
+                                msg = f"{m.name}: cannot remount ({again}); its other cases skipped"
+                                self.results.errors.append(msg)
+                                self.log(f"ERROR {msg}")
                 self.log(f"{rtt:g} ms: {name} done in {time.perf_counter() - t0:.1f} s")
 
     # -- checks ---
@@ -1457,6 +1467,16 @@ def _status_kb_file(path: str, field: str) -> int:
     return 0
 
 
+def _print_log_tails(work: Path, lines: int = 20) -> None:
+    """The end of every helper's log, for a failed run whose temp folder is about to go."""
+    for log in sorted(work.glob("*.log")):
+        with contextlib.suppress(OSError):
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            if tail:
+                print(f"--- {log.name} (last {len(tail)} lines)", file=sys.stderr)
+                print("\n".join(tail), file=sys.stderr)
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -1534,6 +1554,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
         bench.cleanup()
+        if bench.results.errors and not args.keep:
+            _print_log_tails(work)
         mounted = [m for m in getattr(bench, "mounts", []) if os.path.ismount(m.mnt)]
         if args.keep or mounted:
             print(f"kept {work}" + (" (still mounted!)" if mounted else ""), file=sys.stderr)
