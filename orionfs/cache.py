@@ -29,6 +29,7 @@ cached (alone), so that it never costs one request per lookup.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -57,6 +58,12 @@ logger = logging.getLogger(__name__)
 Entry = dict[str, Any]
 
 #: Resource types shown as directories (a shard collection lists its shards).
+#: The ``limit`` of listing requests: the server's maximum, so a folder of N entries costs
+#: ceil(N / LS_PAGE_SIZE) requests.
+LS_PAGE_SIZE: int = wire.PAGE_LIMIT_MAX
+#: Pages of one listing fetched at a time once the first page gave the total count.
+LS_PARALLEL: int = 4
+
 FOLDER_LIKE = frozenset({wire.FOLDER, wire.SHARD_COLLECTION})
 
 
@@ -108,6 +115,14 @@ class _Flight:
         self.result: Any = None
         self.error: BaseException | None = None
         self.stale = False  # a mutation touched the key meanwhile: do not store the result
+
+
+def _takes_parallel(session: Any) -> bool:
+    """Whether ``session.iter_ls_path`` takes ``parallel`` (OrionSession does; wrappers may not)."""
+    try:
+        return "parallel" in inspect.signature(session.iter_ls_path).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
 
 
 def _normalize(path: str) -> str:
@@ -179,7 +194,9 @@ class CachedSession:
     ``root`` is the Orion folder path the mount shows; ``ttl`` (seconds, on ``timer``) bounds how long
     a listing or stat result is trusted; ``max_entries`` bounds the stat results and (roughly) the
     listed entries held, ``max_listings`` the listings held. ``page_size`` is the ``limit`` sent with
-    listings (None: the server's default, 250 on Orion).
+    listings (default ``LS_PAGE_SIZE``, the server's maximum; None: the server's default, 250 on
+    Orion); ``ls_parallel`` pages of one listing are fetched at a time once the first page gave the
+    total count (where the session's ``iter_ls_path`` takes ``parallel``).
     """
 
     def __init__(
@@ -190,7 +207,8 @@ class CachedSession:
         timer: Callable[[], float] = time.monotonic,
         max_entries: int = 100_000,
         max_listings: int = 5_000,
-        page_size: int | None = None,
+        page_size: int | None = LS_PAGE_SIZE,
+        ls_parallel: int = LS_PARALLEL,
     ) -> None:
         if not isinstance(root, str) or not root.startswith("/"):
             raise ValidationError(f"the root must be an absolute Orion path: {root!r}")
@@ -200,6 +218,7 @@ class CachedSession:
         self.root = "/" + "/".join(part for part in root.split("/") if part)
         self.ttl = ttl
         self._page_size = page_size
+        self._ls_parallel = ls_parallel if _takes_parallel(session) else 1
         self._lock = threading.Lock()
         self._stat: TTLCache[str, Any] = TTLCache(maxsize=max_entries, ttl=ttl, timer=timer)
         # A listing weighs its entry count, at least max_entries / max_listings (so no more than
@@ -610,7 +629,11 @@ class CachedSession:
             names: dict[str, Entry] = {}
             clashes: list[Entry] = []
             try:
-                for entry in self.session.iter_ls_path(orion, params):
+                if self._ls_parallel > 1:
+                    entries = self.session.iter_ls_path(orion, params, parallel=self._ls_parallel)
+                else:
+                    entries = self.session.iter_ls_path(orion, params)
+                for entry in entries:
                     _compact(entry, self._shared)
                     base = display_base(entry.get(wire.F_NAME) or "")
                     if base in names:

@@ -24,6 +24,7 @@ Policies (documented in docs/mount.md):
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import json
@@ -76,6 +77,7 @@ XATTR_ID = "user.orion.id"
 XATTR_TYPE = "user.orion.type"
 XATTR_SYSTEMTAGS = "user.orion.systemtags"
 READ_ONLY_XATTRS = frozenset({XATTR_LINK, XATTR_ID, XATTR_TYPE, XATTR_SYSTEMTAGS})
+_XATTR_PREFIX_BYTES = XATTR_PREFIX.encode()
 LOCAL_XATTR_NAMESPACES = ("security.", "system.", "trusted.")
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 #: libfuse renames an open file that is unlinked (or replaced by a rename) to a name like
@@ -792,6 +794,35 @@ class OrionFUSE(mfusepy.FUSE):
         return self.operations.rename(
             old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
         )
+
+    def getxattr(self, path: bytes, name: bytes, value: Any, size: int, *args: Any) -> int:
+        """Names outside ``user.orion.*`` (the kernel's and ``ls``'s per-file ``security.selinux``
+        and ``system.posix_acl_access`` probes) are ENODATA at once: no decoding, no operation
+        call, no exception raised and caught."""
+        if not name.startswith(_XATTR_PREFIX_BYTES):
+            return -ENOATTR
+        return super().getxattr(path, name, value, size, *args)
+
+    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        """mfusepy's read, taking any bytes-like answer (the read-ahead answers memoryviews of
+        its segments): copied once, into the kernel's buffer."""
+        fh = fip.contents if self.raw_fi else fip.contents.fh
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        data = self.operations.read(decoded, size, offset, fh)
+        if not data:
+            return 0
+        n = len(data)
+        if n > size:
+            return -errno.EIO
+        if isinstance(data, bytes):
+            ctypes.memmove(buf, data, n)
+        else:
+            view = memoryview(data).cast("B")
+            if view.readonly:
+                ctypes.memmove(buf, view.tobytes(), n)
+            else:
+                ctypes.memmove(buf, (ctypes.c_char * n).from_buffer(view), n)
+        return n
 
     def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
         """mfusepy drops the file handle of libfuse 3's truncate: ``ftruncate`` on a descriptor

@@ -18,6 +18,7 @@ import ctypes.util
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -41,6 +42,7 @@ from orionfs.exceptions import (
     OrionTimeout,
     ProfileError,
 )
+from orionfs.wire import PAGE_LIMIT_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,13 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help=f"how long listings and attributes are trusted (default {DEFAULT_CACHE_TTL:g})",
     )
+    mount.add_argument(
+        "--page-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="entries per listing request (default: the server's maximum, 1000)",
+    )
     mount.add_argument("--foreground", action="store_true", help="stay in the foreground")
     mount.add_argument("--debug", action="store_true", help="debug logging (implies no secrets)")
     mount.add_argument(
@@ -154,9 +163,26 @@ def _error(message: str) -> int:
     return 1
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Option values argparse lets through but that make no sense; MountError (one line)."""
+    ttl = args.cache_ttl
+    if not math.isfinite(ttl) or ttl < 0:
+        raise MountError(f"--cache-ttl must be a number of seconds >= 0, not {ttl:g}")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise MountError(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
+    if not math.isfinite(args.retry_deadline) or args.retry_deadline < 0:
+        raise MountError(
+            f"--retry-deadline must be a number of seconds >= 0, not {args.retry_deadline:g}"
+        )
+    page = getattr(args, "page_size", None)
+    if page is not None and not 1 <= page <= PAGE_LIMIT_MAX:
+        raise MountError(f"--page-size must be between 1 and {PAGE_LIMIT_MAX}, not {page}")
+
+
 def cmd_mount(args: argparse.Namespace) -> int:
     """``orionfs mount``: returns the exit status."""
     try:
+        check_options(args)
         mountpoint = check_mountpoint(args.mountpoint)
         check_fuse()
         if args.foreground:
@@ -340,6 +366,8 @@ def child_argv(args: argparse.Namespace, mountpoint: str) -> list[str]:
     argv += ["mount", mountpoint, "--foreground", "--root", args.root]
     argv += ["--cache-ttl", repr(args.cache_ttl), "--timeout", repr(args.timeout)]
     argv += ["--retry-deadline", repr(args.retry_deadline)]
+    if getattr(args, "page_size", None):
+        argv += ["--page-size", str(args.page_size)]
     for flag, value in (
         ("--profile", args.profile),
         ("--local", args.local and os.path.abspath(args.local)),
@@ -696,13 +724,15 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             from orionfs import fuse
         except OSError as error:
             raise MountError(f"libfuse cannot be loaded: {error}") from error
-        from orionfs.cache import CachedSession
+        from orionfs.cache import LS_PAGE_SIZE, CachedSession
         from orionfs.session import get_session
 
         session = get_session(
             config=config, request_timeout=args.timeout, retry_timeout=args.retry_deadline
         )
-        cache = CachedSession(session, root=args.root, ttl=args.cache_ttl)
+        cache = CachedSession(
+            session, root=args.root, ttl=args.cache_ttl, page_size=args.page_size or LS_PAGE_SIZE
+        )
         options = fuse.MountOptions(
             read_only=args.read_only,
             ttl=args.cache_ttl,

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 import requests
@@ -264,18 +265,74 @@ class OrionSession:
         offset = _check_int(query.pop(wire.Q_OFFSET, 0), wire.Q_OFFSET)
         limit = _check_int(query.pop(wire.Q_LIMIT, wire.PAGE_LIMIT_DEFAULT), wire.Q_LIMIT)
         while True:
-            query[wire.Q_LIMIT], query[wire.Q_OFFSET] = limit, offset
-            response = self._request(
-                "GET", template, path_params=path_params, params=query, timeout=timeout
-            )
-            page = self._json(response)
-            results = page.get(wire.F_RESULTS) if isinstance(page, dict) else None
-            if not isinstance(results, list):
-                raise BadResponse(response, "a list answer without a results list")
-            yield int(page.get(wire.F_COUNT, len(results))), results
+            count, results, more = self._page(template, path_params, query, limit, offset, timeout)
+            yield count, results
             offset += len(results)
-            if not page.get(wire.F_NEXT) or not results:
+            if not more or not results:
                 return
+
+    def _page(
+        self,
+        template: str,
+        path_params: Mapping[str, Any] | None,
+        query: Mapping[str, Any],
+        limit: int,
+        offset: int,
+        timeout: float | None,
+    ) -> tuple[int, list[dict[str, Any]], bool]:
+        """One page: (count, results, whether ``next`` is set)."""
+        params = {**query, wire.Q_LIMIT: limit, wire.Q_OFFSET: offset}
+        response = self._request(
+            "GET", template, path_params=path_params, params=params, timeout=timeout
+        )
+        page = self._json(response)
+        results = page.get(wire.F_RESULTS) if isinstance(page, dict) else None
+        if not isinstance(results, list):
+            raise BadResponse(response, "a list answer without a results list")
+        return int(page.get(wire.F_COUNT, len(results))), results, bool(page.get(wire.F_NEXT))
+
+    def _iter_pages_parallel(
+        self,
+        template: str,
+        params: Mapping[str, Any] | None,
+        parallel: int,
+        timeout: float | None = None,
+    ) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+        """Like :meth:`_iter_pages`, but once the first page gives the total ``count``, fetch the
+        remaining pages ``parallel`` at a time; pages are yielded in order. Same requests as one
+        after another (ceil(count / page)); a folder that grew meanwhile is finished sequentially."""
+        query = dict(params or {})
+        offset = _check_int(query.pop(wire.Q_OFFSET, 0), wire.Q_OFFSET)
+        limit = _check_int(query.pop(wire.Q_LIMIT, wire.PAGE_LIMIT_DEFAULT), wire.Q_LIMIT)
+        count, results, more = self._page(template, None, query, limit, offset, timeout)
+        yield count, results
+        step = len(results)  # the server's effective page size (it may cap ``limit``)
+        offset += step
+        if not more or not step:
+            return
+        offsets = list(range(offset, count, step))
+        if offsets:
+            pool = ThreadPoolExecutor(
+                max_workers=min(parallel, len(offsets)), thread_name_prefix="orionfs-ls"
+            )
+            try:
+                futures = [
+                    pool.submit(self._page, template, None, query, step, start, timeout)
+                    for start in offsets
+                ]
+                for future in futures:
+                    count, results, more = future.result()
+                    yield count, results
+                    offset += len(results)
+                    if len(results) < step:  # shrank meanwhile: the rest is past the end
+                        more = more and bool(results)
+                        break
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+        while more and results:  # grew meanwhile: one page after another
+            count, results, more = self._page(template, None, query, limit, offset, timeout)
+            yield count, results
+            offset += len(results)
 
     @staticmethod
     def _ref(resource: ResourceRef) -> tuple[str, int, int | None]:
@@ -393,15 +450,21 @@ class OrionSession:
         return query
 
     def iter_ls_path(
-        self, path: str, query_params: Mapping[str, Any] | None = None
+        self, path: str, query_params: Mapping[str, Any] | None = None, *, parallel: int = 1
     ) -> Iterator[dict[str, Any]]:
         """Yield the Entry dicts of a folder, fetching page after page as they are consumed.
 
-        ``query_params`` as for :meth:`ls_path`. Raises NotFoundResponse for no such folder,
+        ``query_params`` as for :meth:`ls_path`. ``parallel`` > 1: once the first page gives the
+        total ``count``, the other pages are fetched that many at a time (same requests, same
+        order; not lazy past the first page). Raises NotFoundResponse for no such folder,
         BadResponse 400 when the path is not folder-like, ValidationError for an unknown param.
         """
         query = self._ls_query(path, query_params)
-        for _count, results in self._iter_pages(wire.LS, params=query):
+        if parallel > 1:
+            pages = self._iter_pages_parallel(wire.LS, query, parallel)
+        else:
+            pages = self._iter_pages(wire.LS, params=query)
+        for _count, results in pages:
             yield from results
 
     def ls_path(self, path: str, query_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -862,19 +925,46 @@ class OrionSession:
             if exc.status_code == 416:  # range not satisfiable: at or past the end
                 return b""
             raise
-        # Read the body in large pieces: response.content reads 10 KiB at a time, which costs
-        # more than half of the throughput of a large ranged read.
-        body = bytearray()
         try:
+            if response.status_code == 206:
+                return self._read_body_into(response, length)
+            # Read the body in large pieces: response.content reads 10 KiB at a time, which costs
+            # more than half of the throughput of a large ranged read.
+            body = bytearray()
             for chunk in response.iter_content(_READ_CHUNK):
                 body += chunk
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise _transport_error(exc) from exc
         finally:
             response.close()
-        if response.status_code == 206:
-            return bytes(body)
         return bytes(body[offset : offset + length])  # server ignored the Range
+
+    @staticmethod
+    def _read_body_into(response: requests.Response, length: int) -> bytes:
+        """A 206 body, read into one buffer allocated once (no growing, no final copy): a
+        bytearray, which is bytes-like (compares equal to bytes; slice it through a memoryview)."""
+        raw = response.raw
+        if response.headers.get("Content-Encoding", "identity") not in ("identity", ""):
+            body = bytearray()
+            for chunk in response.iter_content(_READ_CHUNK):
+                body += chunk
+            return body[:length]  # type: ignore[return-value]
+        try:
+            expected = int(response.headers.get("Content-Length", length))
+        except ValueError:
+            expected = length
+        buffer = bytearray(min(length, max(expected, 0)))
+        view = memoryview(buffer)
+        filled = 0
+        while filled < len(buffer):
+            n = raw.readinto(view[filled : filled + _READ_CHUNK * 8])
+            if not n:
+                break
+            filled += n
+        view.release()
+        if filled < len(buffer):
+            del buffer[filled:]
+        return buffer  # type: ignore[return-value]
 
     def download_file(
         self, resource: ResourceRef, fileobj: IO[bytes], chunk_size: int = 1 << 20

@@ -19,9 +19,10 @@ Writes (shared/design.md "Write rules"):
 - a table told to stop (``stop``: the mount process ends without waiting for a stalled server)
   makes no more requests; unsaved data goes to the recovery folder (``abandon``).
 
-Reads of a file not staged go through ``ReadAhead``: ranged requests whose size doubles (1 MiB up to
-8 MiB) while the reads stay sequential, up to 16 MiB fetched ahead, in parallel; the first byte waits
-for one 1 MiB request only, never for the whole download.
+Reads of a file not staged go through ``ReadAhead``: ranged requests whose size doubles (128 KiB, or
+the kernel's read if larger, up to 8 MiB) while the reads stay sequential, up to 64 MiB fetched ahead,
+in parallel; the first byte waits for one small request only, never for the whole download. Reads are
+answered with views of the fetched segments (no copy before the kernel's buffer).
 
 The table talks to the cache through the small ``ContentStore`` protocol (a subset of
 ``orionfs.cache.CachedSession``).
@@ -50,11 +51,11 @@ logger = logging.getLogger(__name__)
 Entry = dict[str, Any]
 
 #: First ranged request of a reader: what the first byte waits for.
-MIN_SEGMENT: int = 1 << 20
+MIN_SEGMENT: int = 128 << 10
 #: Largest ranged request of a sequential reader (segments double up to it).
 MAX_SEGMENT: int = 8 << 20
 #: Bytes kept in flight ahead of a sequential reader.
-READ_AHEAD_WINDOW: int = 16 << 20
+READ_AHEAD_WINDOW: int = 64 << 20
 #: Seconds a failed ranged request answers reads of its range with the same error.
 FAILURE_MEMORY: float = 1.0
 #: Concurrent ranged requests of the whole mount (read-ahead and staging downloads).
@@ -222,7 +223,8 @@ class ReadAhead:
                 raise
             lo = max(offset, start) - start
             hi = min(end, start + len(data)) - start
-            parts.append(data[lo:hi] if (lo, hi) != (0, len(data)) else data)
+            # a view, not a copy: the kernel's buffer is filled straight from the segment
+            parts.append(memoryview(data)[lo:hi] if (lo, hi) != (0, len(data)) else data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from orionfs.cache import (
+    LS_PAGE_SIZE,
     AlreadyExists,
     CachedSession,
     FolderNotEmpty,
@@ -35,7 +36,8 @@ CREATE_PATHS = "POST /api/v1/storage/paths/"
 REMOVE_PATHS = "POST /api/v1/storage/paths/remove/"
 UPLOAD = "POST /api/v3/storage/files/"
 DELETE_FILE = "DELETE /api/v3/storage/files/{file_id}/"
-PAGE = 250  # the server's default page size (docs/wire.md)
+PAGE = LS_PAGE_SIZE  # the cache's listing page size (the server's maximum, docs/wire.md)
+SERVER_PAGE = 250  # the server's default page size (docs/wire.md)
 TTL = 5.0
 
 PROBES = [
@@ -101,20 +103,20 @@ def latency(server: Any) -> Iterator[Any]:
 # --- listings and lookups --------------------------------------------------------------------------
 
 
-def test_listing_1000_entries_costs_4_requests_then_no_request_per_entry(
+def test_listing_1000_entries_costs_ceil_n_over_page_requests_then_no_request_per_entry(
     server: Any, session: OrionSession, session_workdir: str, cache: CachedSession
 ) -> None:
     names = make_folders(session, session_workdir, 1000)
     server.reset_counters()
     listed = cache.listdir("/")
     assert sorted(listed) == names
-    assert server.count(LS) == math.ceil(1000 / PAGE) == 4
-    assert total(server) == 4
+    assert server.count(LS) == math.ceil(1000 / PAGE)
+    assert total(server) == math.ceil(1000 / PAGE)
     for name in names:
         entry = cache.lookup(f"/{name}")
         assert entry["name"] == name and entry["resource_type"] == "folder"
         assert cache.tags(f"/{name}") == []
-    assert total(server) == 4  # zero per-entry requests
+    assert total(server) == math.ceil(1000 / PAGE)  # zero per-entry requests
 
 
 def test_repeat_listing_within_ttl_costs_nothing_and_after_ttl_costs_one_listing_again(
@@ -128,7 +130,7 @@ def test_repeat_listing_within_ttl_costs_nothing_and_after_ttl_costs_one_listing
     assert total(server) == 0
     clock.advance(1.0)
     assert len(cache.listdir("/")) == 1000
-    assert server.count(LS) == 4 and total(server) == 4
+    assert server.count(LS) == math.ceil(1000 / PAGE) and total(server) == math.ceil(1000 / PAGE)
 
 
 def test_100_absent_name_probes_in_a_listed_folder_cost_no_request(
@@ -321,6 +323,19 @@ def test_page_size_option_sets_the_listing_limit(
     server.reset_counters()
     assert len(cache.listdir("/")) == 1000
     assert server.count(LS) == 1
+
+
+def test_listing_pages_are_fetched_in_parallel_in_order(
+    server: Any, session: OrionSession, session_workdir: str, clock: FakeClock
+) -> None:
+    names = make_folders(session, session_workdir, 1000)
+    cache = CachedSession(
+        session, root=session_workdir, ttl=TTL, timer=clock, page_size=SERVER_PAGE, ls_parallel=4
+    )
+    server.reset_counters()
+    assert list(cache.listdir("/")) == names
+    assert server.count(LS) == math.ceil(1000 / SERVER_PAGE)
+    assert total(server) == math.ceil(1000 / SERVER_PAGE)
 
 
 def test_shard_collection_lists_its_shards_and_they_read_by_range(

@@ -153,3 +153,21 @@ def test_tag_and_untag_change_the_item_tags(capsys, cli_config, cli_home):
 def test_tagging_a_folder_is_one_line_error(capsys, cli_config, cli_home):
     code, _, err = _run(capsys, "tag", cli_home, "x")
     assert code == 1 and "cannot be tagged" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--cache-ttl", "-1", "--cache-ttl must be a number of seconds >= 0, not -1"),
+        ("--cache-ttl", "nan", "--cache-ttl must be a number of seconds >= 0, not nan"),
+        ("--timeout", "0", "--timeout must be a number of seconds > 0, not 0"),
+        ("--page-size", "1001", "--page-size must be between 1 and 1000, not 1001"),
+    ],
+)
+def test_mount_rejects_bad_option_values_with_one_line(capsys, tmp_path, option, value, message):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    code, out, err = _run(capsys, "mount", str(mountpoint), option, value)
+    assert code == 1 and out == ""
+    assert err == f"orionfs: error: {message}\n"
+    assert not os.path.ismount(mountpoint)

@@ -1,6 +1,6 @@
 """Request budgets of the mount, asserted on the server's request counter (design.md rules 1-3).
 
-A folder of 1,000 files costs ceil(1000 / 250) listing requests and no per-entry request for ``ls -l``,
+A folder of 1,000 files costs ceil(1000 / LS_PAGE_SIZE) listing requests and no per-entry request for ``ls -l``,
 ``find`` and ``stat`` of every entry; repeating within the TTL costs nothing; 100 absent names cost
 nothing; moving the folder is one assign request.
 """
@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from orionfs.cache import LS_PAGE_SIZE
 from orionfs.config import SessionConfig
 from orionfs.session import OrionSession
 from tests.plugin_mount import api_exists, api_names, my_data, sh
@@ -21,7 +22,7 @@ from tests.plugin_mount import api_exists, api_names, my_data, sh
 pytestmark = pytest.mark.fuse
 
 N = 1000
-PAGE = 250
+PAGE = LS_PAGE_SIZE  # the mount's listing page size
 LS = "GET /api/v1/storage/ls/"
 ASSIGN = "POST /api/v1/storage/paths/assign/"
 TTL = "120"  # long enough that nothing expires during a test

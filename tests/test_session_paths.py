@@ -105,6 +105,14 @@ def test_ls_pages_past_250_entries_with_one_request_per_page(session, session_wo
     assert server.count(LS_KEY) == 3  # 250 + 250 + 100
 
 
+def test_iter_ls_path_parallel_pages_keep_order_and_request_count(session, session_workdir, server):
+    session.create_paths(*[f"{session_workdir}/par/d{i:03d}" for i in range(650)])
+    server.reset_counters()
+    entries = list(session.iter_ls_path(f"{session_workdir}/par", {"limit": 100}, parallel=4))
+    assert [e["name"] for e in entries] == [f"d{i:03d}" for i in range(650)]
+    assert server.count(LS_KEY) == 7  # ceil(650 / 100)
+
+
 def test_iter_ls_path_fetches_pages_only_as_consumed(session, session_workdir, server):
     session.create_paths(*[f"{session_workdir}/lazy/d{i:03d}" for i in range(300)])
     server.reset_counters()

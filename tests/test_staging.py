@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
@@ -232,3 +233,19 @@ def test_a_stopped_table_uploads_nothing_and_keeps_unsaved_data(tmp_path):
     assert [(path, dest.read_bytes()) for path, dest in kept] == [("/open.txt", b"unsaved")]
     table.close()
     assert store.calls == []
+
+
+def test_the_first_read_answers_its_size_and_fetches_one_small_segment(tmp_path):
+    store = FakeStore()
+    data = bytes(range(256)) * (4 * MiB // 256)
+    store.put("/big", data)
+    table = OpenFileTable(store, tmp_path / "staging", tmp_path / "recovery")
+    try:
+        fh = table.open("/big", store.entry("/big"), os.O_RDONLY, writable=False, truncate=False)
+        first = table.read(fh, 4096, 0)
+        assert len(first) == 4096 and first == data[:4096]
+        assert _reads(store) == [(0, MIN_SEGMENT)]
+        assert table.read(fh, MiB, 4096) == data[4096 : 4096 + MiB]
+        table.release(fh)
+    finally:
+        table.close()
