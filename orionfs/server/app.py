@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
@@ -138,6 +139,36 @@ def page(request: Request, total: int, results: list[Any], limit: int, offset: i
 
 def _split(value: str | None) -> list[str]:
     return [part for part in (value or "").split(",") if part]
+
+
+@dataclass
+class ResourceListParams:
+    """The query of every resource list endpoint (files, datasets, collections)."""
+
+    name: str | None = None
+    project: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+    tags: str | None = None
+    deleted: bool = False
+    limit: Limit = 250
+    offset: Offset = 0
+
+
+ListQuery = Annotated[ResourceListParams, Depends()]
+
+
+def _list_page(request: Request, user: User, kind: str, query: ResourceListParams) -> dict:
+    """One page of the resources of ``kind`` the caller can read."""
+    total, results = storage_of(request).list_resources(
+        user,
+        kind,
+        name=query.name,
+        project=query.project,
+        tags=_split(query.tags),
+        deleted=query.deleted,
+        limit=query.limit,
+        offset=query.offset,
+    )
+    return page(request, total, results, query.limit, query.offset)
 
 
 def _json_field(fields: dict[str, str], key: str, kind: type) -> Any:
@@ -349,28 +380,9 @@ async def files_create(request: Request, user: CurrentUser) -> dict:
 
 
 @api.get("/api/v3/storage/files/", response_model=m.Page[m.FileOut], tags=["files"])
-def files_list(
-    request: Request,
-    user: CurrentUser,
-    name: str | None = None,
-    project: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    tags: str | None = None,
-    deleted: bool = False,
-    limit: Limit = 250,
-    offset: Offset = 0,
-) -> dict:
+def files_list(request: Request, user: CurrentUser, query: ListQuery) -> dict:
     """Files the caller can read."""
-    total, results = storage_of(request).list_resources(
-        user,
-        "file",
-        name=name,
-        project=project,
-        tags=_split(tags),
-        deleted=deleted,
-        limit=limit,
-        offset=offset,
-    )
-    return page(request, total, results, limit, offset)
+    return _list_page(request, user, "file", query)
 
 
 @api.get("/api/v3/storage/files/{file_id}/", response_model=m.FileOut, tags=["files"])
@@ -437,28 +449,9 @@ async def datasets_create(request: Request, user: CurrentUser) -> dict:
 
 
 @api.get("/api/v1/datasets/", response_model=m.Page[m.DatasetOut], tags=["datasets"])
-def datasets_list(
-    request: Request,
-    user: CurrentUser,
-    name: str | None = None,
-    project: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    tags: str | None = None,
-    deleted: bool = False,
-    limit: Limit = 250,
-    offset: Offset = 0,
-) -> dict:
+def datasets_list(request: Request, user: CurrentUser, query: ListQuery) -> dict:
     """Datasets the caller can read."""
-    total, results = storage_of(request).list_resources(
-        user,
-        "dataset",
-        name=name,
-        project=project,
-        tags=_split(tags),
-        deleted=deleted,
-        limit=limit,
-        offset=offset,
-    )
-    return page(request, total, results, limit, offset)
+    return _list_page(request, user, "dataset", query)
 
 
 @api.get("/api/v1/datasets/{dataset_id}/", response_model=m.DatasetOut, tags=["datasets"])
@@ -512,28 +505,9 @@ def collections_create(request: Request, user: CurrentUser, body: m.CollectionIn
 @api.get(
     "/api/v1/storage/collections/", response_model=m.Page[m.CollectionOut], tags=["collections"]
 )
-def collections_list(
-    request: Request,
-    user: CurrentUser,
-    name: str | None = None,
-    project: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    tags: str | None = None,
-    deleted: bool = False,
-    limit: Limit = 250,
-    offset: Offset = 0,
-) -> dict:
+def collections_list(request: Request, user: CurrentUser, query: ListQuery) -> dict:
     """Shard collections the caller can read."""
-    total, results = storage_of(request).list_resources(
-        user,
-        "shard_collection",
-        name=name,
-        project=project,
-        tags=_split(tags),
-        deleted=deleted,
-        limit=limit,
-        offset=offset,
-    )
-    return page(request, total, results, limit, offset)
+    return _list_page(request, user, "shard_collection", query)
 
 
 @api.get(
