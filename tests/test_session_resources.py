@@ -292,8 +292,7 @@ def test_leave_project_validates_then_leaves(session, server, session_factory):
 
 def test_owner_leaving_without_new_owner_is_400(session, server):
     project = session.get_current_project()
-    if project.owner != session.get_user_profile().id:
-        pytest.skip("the sample user does not own the sample project")
+    assert project.owner == session.get_user_profile().id  # the sample user owns project 1
     with pytest.raises(BadResponse) as info:
         session.leave_project(project)
     assert info.value.status_code == 400
