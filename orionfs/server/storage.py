@@ -1181,6 +1181,23 @@ class Storage:
             except FileNotFoundError:
                 logger.warning("blob %s was already gone", rel)
 
+    def _creation_folder(self, conn: sqlite3.Connection, caller: User, path: str | None) -> _Node:
+        """The folder a new item goes into: ``path``, or the caller's My Data when None.
+
+        Raises Forbidden for a folder the caller cannot write (or a virtual one), BadInput for a
+        path that names something other than a folder, NotFound for no such path.
+        """
+        folder = (
+            self._default_folder(conn, caller)
+            if path is None
+            else self._resolve(conn, caller, path)
+        )
+        if folder.row is None or not folder.writable:
+            raise Forbidden(f"cannot create in {folder.path}")
+        if folder.row["kind"] != "folder":
+            raise BadInput(f"not a folder: {folder.path}")
+        return folder
+
     def _default_folder(self, conn: sqlite3.Connection, caller: User) -> _Node:
         if caller.default_project is None:
             raise BadInput("no default project: give a path")
@@ -1208,14 +1225,7 @@ class Storage:
             if path is not None:
                 parse_path(path)
             with self._write() as conn:
-                if path is None:
-                    folder = self._default_folder(conn, caller)
-                else:
-                    folder = self._resolve(conn, caller, path)
-                if folder.row is None or not folder.writable:
-                    raise Forbidden(f"cannot create in {folder.path}")
-                if folder.row["kind"] != "folder":
-                    raise BadInput(f"not a folder: {folder.path}")
+                folder = self._creation_folder(conn, caller, path)
                 ts = now_ts()
                 item_id = conn.execute(
                     "INSERT INTO items(kind, name, parent_id, owner, size, count, description,"
@@ -1237,17 +1247,28 @@ class Storage:
                     "INSERT OR IGNORE INTO tags(item_id, system, tag) VALUES (?, 0, ?)",
                     [(item_id, tag) for tag in tags],
                 )
-                rel = self._place_blob(upload, item_id, 1)
-                try:
-                    conn.execute("UPDATE items SET blob = ? WHERE id = ?", (rel, item_id))
-                    row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
-                    result = self._resource(conn, row, f"{folder.path}/{name}", folder.project)
-                except BaseException:
-                    self._unlink_blob(rel)
-                    raise
-            return result
+                return self._attach_new_blob(
+                    conn, upload, item_id, f"{folder.path}/{name}", folder.project
+                )
         finally:
             upload.discard()
+
+    def _attach_new_blob(
+        self, conn: sqlite3.Connection, upload: Upload, item_id: int, path: str, project: int | None
+    ) -> dict[str, Any]:
+        """Move a complete upload into place as new item ``item_id``'s first blob; its resource.
+
+        Runs inside the write transaction that inserted the row, so a failure here rolls the row
+        back, and the blob is removed again: nothing half-made stays visible.
+        """
+        rel = self._place_blob(upload, item_id, 1)
+        try:
+            conn.execute("UPDATE items SET blob = ? WHERE id = ?", (rel, item_id))
+            row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+            return self._resource(conn, row, path, project)
+        except BaseException:
+            self._unlink_blob(rel)
+            raise
 
     def replace_content(self, caller: User, file_id: int, upload: Upload) -> dict[str, Any]:
         """Replace a file's content atomically (same id, new size/modified/sha256)."""
@@ -1297,15 +1318,7 @@ class Storage:
                     " created, modified) VALUES ('shard', ?, ?, ?, ?, ?, ?, ?, ?)",
                     (name, collection_id, caller.id, upload.size, meta, upload.sha256, ts, ts),
                 ).lastrowid
-                rel = self._place_blob(upload, item_id, 1)
-                try:
-                    conn.execute("UPDATE items SET blob = ? WHERE id = ?", (rel, item_id))
-                    row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
-                    result = self._resource(conn, row, f"{path}/{name}", project)
-                except BaseException:
-                    self._unlink_blob(rel)
-                    raise
-            return result
+                return self._attach_new_blob(conn, upload, item_id, f"{path}/{name}", project)
         finally:
             upload.discard()
 
@@ -1461,15 +1474,7 @@ class Storage:
             parse_path(path)
         meta = json.dumps(metadata or {})
         with self._write() as conn:
-            folder = (
-                self._default_folder(conn, caller)
-                if path is None
-                else self._resolve(conn, caller, path)
-            )
-            if folder.row is None or not folder.writable:
-                raise Forbidden(f"cannot create in {folder.path}")
-            if folder.row["kind"] != "folder":
-                raise BadInput(f"not a folder: {folder.path}")
+            folder = self._creation_folder(conn, caller, path)
             ts = now_ts()
             item_id = conn.execute(
                 "INSERT INTO items(kind, name, parent_id, owner, state, metadata, created, modified)"
