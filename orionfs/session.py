@@ -752,23 +752,27 @@ class OrionSession:
         Raises ValidationError for a type that cannot be shared, a ``share_with`` other than
         ``"users"``/``"projects"`` or non-integer ids.
         """
-        rtype, rid = self._taggable(resource, "shared")
-        response = self._request(
-            "POST",
-            wire.SHARING,
-            path_params={wire.F_RESOURCE_TYPE: rtype, wire.F_ID: rid},
-            json=self._sharing_body(share_with, ids),
-        )
-        return self._json(response)
+        return self._change_sharing(wire.SHARING, resource, share_with, ids, "shared")
 
     def unshare_resource(
         self, resource: ResourceRef, share_with: str, ids: Iterable[int] | int
     ) -> dict[str, list[int]]:
         """Stop sharing with users or projects; returns the sharing status. Raises as share."""
-        rtype, rid = self._taggable(resource, "unshared")
+        return self._change_sharing(wire.SHARING_REMOVE, resource, share_with, ids, "unshared")
+
+    def _change_sharing(
+        self,
+        template: str,
+        resource: ResourceRef,
+        share_with: str,
+        ids: Iterable[int] | int,
+        verb: str,
+    ) -> dict[str, list[int]]:
+        """POST a sharing change (``template``: add or remove); returns the sharing status."""
+        rtype, rid = self._taggable(resource, verb)
         response = self._request(
             "POST",
-            wire.SHARING_REMOVE,
+            template,
             path_params={wire.F_RESOURCE_TYPE: rtype, wire.F_ID: rid},
             json=self._sharing_body(share_with, ids),
         )
