@@ -1,7 +1,7 @@
 """orionfs: mount Orion folders as a local directory through FUSE.
 
-Layers, one way only: ``orionfs.fuse`` -> ``orionfs.cache`` -> ``orionfs.session`` -> HTTP
-(``orionfs.wire`` holds every endpoint path and JSON field name). ``orionfs.server`` is a separate,
+Layers, one way only: ``orionfs.fuse`` -> ``orionfs.fs.cache`` -> ``orionfs.client.session`` -> HTTP
+(``orionfs.client.wire`` holds every endpoint path and JSON field name). ``orionfs.server`` is a separate,
 Orion-compatible REST server that shares no logic with the client.
 """
 

@@ -15,8 +15,21 @@ OrionError                                  base; .response (requests.Response o
 │   └── ProfileError                        profiles.ini missing, unreadable, unsafe, or lacks a profile
 ├── OrionLinkError (ValueError)             a link dict that does not reference a resource
 ├── NotEnoughDiskError (OSError)            not enough local disk space
-└── DatasetDimensionsTooLargeError          a dataset too large to handle
+├── DatasetDimensionsTooLargeError          a dataset too large to handle
+└── MountRuleError                          the mount refuses an operation (no request was made)
+    ├── FolderNotEmpty                      rmdir, or a rename over a folder, of a non-empty folder
+    ├── AlreadyExists (FileExistsError)     mkdir / O_EXCL / RENAME_NOREPLACE of a taken name
+    ├── NotAFolder (NotADirectoryError)     a folder was needed and this is not one
+    ├── IsAFolder (IsADirectoryError)       a non-folder was needed and this is a folder
+    ├── NotTaggable                         tags changed on a kind that has none
+    ├── NotWritable (PermissionError)       a read-only kind or a virtual folder
+    ├── ReadOnlyMount                       any write on a read-only mount
+    ├── InvalidMove                         a folder moved into itself, or an exchange
+    ├── NameTooLong                         a name segment over 255 bytes
+    └── UnknownHandle                       a file handle the open-file table does not know
 ```
+
+Everything a layer raises is in this tree, and only the FUSE layer turns it into errnos.
 
 The HTTP-status classes take ``(response, custom_error_msg=None)`` like orionclient's; the others take
 ``(message, response=None)``. Each keeps ``.response`` and ``.status_code`` (None when there was no
@@ -28,7 +41,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from orionfs.wire import F_DETAIL
+from orionfs.client.wire import F_DETAIL
 
 if TYPE_CHECKING:
     import requests
@@ -50,6 +63,17 @@ __all__ = [
     "RateLimitedResponse",
     "ValidationError",
     "exception_for_status",
+    "MountRuleError",
+    "FolderNotEmpty",
+    "AlreadyExists",
+    "NotAFolder",
+    "IsAFolder",
+    "NotTaggable",
+    "NotWritable",
+    "ReadOnlyMount",
+    "InvalidMove",
+    "NameTooLong",
+    "UnknownHandle",
 ]
 
 
@@ -161,6 +185,50 @@ class NotEnoughDiskError(OrionError, OSError):
 
 class DatasetDimensionsTooLargeError(OrionError):
     """A dataset too large to handle."""
+
+
+class MountRuleError(OrionError):
+    """The mount refuses an operation by its own rules; no request was made for it."""
+
+
+class FolderNotEmpty(MountRuleError):
+    """rmdir, or a rename over a folder, found the folder not empty."""
+
+
+class AlreadyExists(MountRuleError, FileExistsError):
+    """mkdir, an exclusive create or a no-replace rename found the name taken."""
+
+
+class NotAFolder(MountRuleError, NotADirectoryError):
+    """A folder was needed (a parent, rmdir, a folder rename's target) and this is not one."""
+
+
+class IsAFolder(MountRuleError, IsADirectoryError):
+    """A non-folder was needed (unlink, open, a file rename's target) and this is a folder."""
+
+
+class NotTaggable(MountRuleError):
+    """Tags were changed on a kind that has none (folders, shards)."""
+
+
+class NotWritable(MountRuleError, PermissionError):
+    """A write to a read-only kind (datasets, shards, collections) or into a virtual folder."""
+
+
+class ReadOnlyMount(MountRuleError):
+    """Any write on a mount made with --read-only."""
+
+
+class InvalidMove(MountRuleError):
+    """A folder moved into itself, or a rename the mount does not do (RENAME_EXCHANGE)."""
+
+
+class NameTooLong(MountRuleError):
+    """A name segment over 255 bytes of UTF-8."""
+
+
+class UnknownHandle(MountRuleError):
+    """A file handle the open-file table does not know (already released, or never opened)."""
 
 
 _BY_STATUS: dict[int, type[_ResponseError]] = {

@@ -51,7 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 PY = sys.executable
-ORIONFS = [PY, "-c", "import sys; from orionfs.cli import main; sys.exit(main())"]
+ORIONFS = [PY, "-m", "orionfs.cli"]
 
 #: The rclone binary (an environment override, e.g. to try a newer release or to test without it).
 RCLONE = os.environ.get("ORIONFS_BENCH_RCLONE", "rclone")
@@ -475,8 +475,8 @@ class OrionMount(Mount):
 
     def session(self, direct: bool = False):
         """An OrionSession per thread: through the proxy, or straight to the server (setup)."""
-        from orionfs.config import SessionConfig
-        from orionfs.session import OrionSession
+        from orionfs.client.config import SessionConfig
+        from orionfs.client.session import OrionSession
 
         key = "direct" if direct else "proxied"
         sess = getattr(self._local, key, None)
@@ -494,7 +494,7 @@ class OrionMount(Mount):
         return sess
 
     def _file(self, rel: str):
-        from orionfs.types import resource_from_entry
+        from orionfs.client.types import resource_from_entry
 
         return resource_from_entry(self.session().stat_path(f"{self.orion_base}/{rel}"))
 
@@ -765,9 +765,9 @@ class Bench:
         """The ls page size the client asks for (ceil(N / page) listing requests per folder)."""
         import importlib
 
-        from orionfs import wire
+        from orionfs.client import wire
 
-        for module in ("orionfs.fuse", "orionfs.cache", "orionfs.session"):
+        for module in ("orionfs.fuse", "orionfs.fs.cache", "orionfs.client.session"):
             with contextlib.suppress(ImportError):
                 mod = importlib.import_module(module)
                 for name in ("LS_PAGE_SIZE", "PAGE_SIZE", "LS_PAGE_LIMIT", "DEFAULT_PAGE_SIZE"):

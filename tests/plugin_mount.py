@@ -221,7 +221,7 @@ def api_bytes(session: Any, orion_path: str) -> bytes:
     """The content of the File/Dataset at an Orion path, downloaded through the API."""
     import io
 
-    from orionfs.types import resource_from_entry
+    from orionfs.client.types import resource_from_entry
 
     entry = session.stat_path(orion_path)
     buffer = io.BytesIO()

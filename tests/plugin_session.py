@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from orionfs.config import SessionConfig
-from orionfs.session import OrionSession
+from orionfs.client.config import SessionConfig
+from orionfs.client.session import OrionSession
 
 #: Tests use short timeouts and near-instant backoff; the rules are the same.
 TEST_REQUEST_TIMEOUT = 10.0

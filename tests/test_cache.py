@@ -17,17 +17,18 @@ from typing import Any
 
 import pytest
 
-from orionfs.cache import (
-    LS_PAGE_SIZE,
+from orionfs.client.session import OrionSession
+from orionfs.exceptions import (
     AlreadyExists,
-    CachedSession,
+    AuthorizationRequired,
     FolderNotEmpty,
     IsAFolder,
     NotAFolder,
+    NotFoundResponse,
     NotTaggable,
+    ValidationError,
 )
-from orionfs.exceptions import AuthorizationRequired, NotFoundResponse, ValidationError
-from orionfs.session import OrionSession
+from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
 
 LS = "GET /api/v1/storage/ls/"
 STAT = "GET /api/v1/storage/stat/"

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from orionfs import config
 from orionfs.cli import main
-from orionfs.commands import mask_token
+from orionfs.cli.commands import mask_token
+from orionfs.client import config
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_profile_show_of_missing_profile_names_the_file(capsys, cli_config):
 
 
 def test_ls_prints_names_and_json(capsys, cli_config, server, cli_home):
-    from orionfs.session import OrionSession
+    from orionfs.client.session import OrionSession
 
     session = OrionSession(config=config.get_profile_config())
     folder = f"{cli_home}/cli-ls-{time.monotonic_ns()}"
@@ -137,7 +137,7 @@ def test_stat_prints_fields_and_json(capsys, cli_config, cli_home):
 
 
 def test_tag_and_untag_change_the_item_tags(capsys, cli_config, cli_home):
-    from orionfs.session import OrionSession
+    from orionfs.client.session import OrionSession
 
     session = OrionSession(config=config.get_profile_config())
     name = f"cli-tag-{time.monotonic_ns()}.txt"

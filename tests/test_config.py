@@ -1,4 +1,4 @@
-"""orionfs.config: SessionConfig, config_dir, profiles.ini (perms, lookup, errors), in_orion."""
+"""orionfs.client.config: SessionConfig, config_dir, profiles.ini (perms, lookup, errors), in_orion."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from orionfs import config
+from orionfs.client import config
+from orionfs.client.session import get_session, in_orion
 from orionfs.exceptions import ProfileError, ValidationError
-from orionfs.session import get_session, in_orion
 
 TOKEN = "tok-abcdef0123456789"
 
@@ -49,7 +49,7 @@ def test_default_retry_dict_retries_429_and_5xx_but_not_403_404_409():
 def test_config_dir_honours_env_at_call_time_not_import_time(tmp_path, monkeypatch):
     # A fresh interpreter imports the module first and sets the variable afterwards.
     code = (
-        "import os, orionfs.config as c, orionfs.session; "
+        "import os, orionfs.client.config as c, orionfs.client.session; "
         f"os.environ[{config.CONFIG_DIR_ENV!r}] = {str(tmp_path / 'late')!r}; "
         "print(c.config_dir())"
     )
@@ -144,7 +144,7 @@ def test_get_session_arguments_override_profile_config(cfg_dir):
 
 
 def test_api_session_is_built_lazily_from_the_profile(cfg_dir, monkeypatch):
-    from orionfs import session as session_module
+    from orionfs.client import session as session_module
 
     lazy = session_module._LazySession()
     assert "unbuilt" in repr(lazy)  # importing and holding it reads no profile

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orionfs.cache import LS_PAGE_SIZE
-from orionfs.config import SessionConfig
-from orionfs.session import OrionSession
+from orionfs.client.config import SessionConfig
+from orionfs.client.session import OrionSession
+from orionfs.fs.cache import LS_PAGE_SIZE
 from tests.plugin_mount import api_exists, api_names, my_data, sh
 
 pytestmark = pytest.mark.fuse

@@ -8,10 +8,9 @@ import logging
 import mfusepy
 import pytest
 
-from orionfs import cache
 from orionfs import exceptions as exc
-from orionfs.fuse import _boundary, errno_for
-from orionfs.staging import UnknownHandle
+from orionfs.exceptions import UnknownHandle
+from orionfs.fuse.errors import _boundary, errno_for
 
 
 @pytest.mark.parametrize(
@@ -30,11 +29,11 @@ from orionfs.staging import UnknownHandle
         (exc.OrionConnectionError("down"), errno.EIO),
         (exc.ValidationError("bad"), errno.EINVAL),
         (exc.NotEnoughDiskError("full"), errno.ENOSPC),
-        (cache.FolderNotEmpty("x"), errno.ENOTEMPTY),
-        (cache.AlreadyExists("x"), errno.EEXIST),
-        (cache.NotAFolder("x"), errno.ENOTDIR),
-        (cache.IsAFolder("x"), errno.EISDIR),
-        (cache.NotTaggable("x"), errno.ENOTSUP),
+        (exc.FolderNotEmpty("x"), errno.ENOTEMPTY),
+        (exc.AlreadyExists("x"), errno.EEXIST),
+        (exc.NotAFolder("x"), errno.ENOTDIR),
+        (exc.IsAFolder("x"), errno.EISDIR),
+        (exc.NotTaggable("x"), errno.ENOTSUP),
         (UnknownHandle(3), errno.EBADF),
         (OSError(errno.ENOSPC, "local disk full"), errno.ENOSPC),
         (RuntimeError("bug"), errno.EIO),
@@ -55,14 +54,14 @@ class _Ops:
 
 
 def test_boundary_gives_every_exception_an_errno_and_logs_unexpected_ones(caplog):
-    with caplog.at_level(logging.INFO, logger="orionfs.fuse"):
+    with caplog.at_level(logging.INFO, logger="orionfs.fuse.errors"):
         with pytest.raises(mfusepy.FuseOSError) as info:
             _Ops().boom("/x")
     assert info.value.errno == errno.EIO
     assert "unexpected error in boom" in caplog.text
     assert "Traceback" not in caplog.text  # tracebacks only at debug level
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="orionfs.fuse"):
+    with caplog.at_level(logging.INFO, logger="orionfs.fuse.errors"):
         with pytest.raises(mfusepy.FuseOSError) as info:
             _Ops().missing("/x")
     assert info.value.errno == errno.ENOENT

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orionfs import config as cfg
+from orionfs.client import config as cfg
 from tests.plugin_mount import api_bytes, api_entry, api_exists, api_names, my_data, sh
 
 pytestmark = pytest.mark.fuse
@@ -42,7 +42,7 @@ def _env(config_dir: Path, tmp_path: Path) -> dict[str, str]:
 
 
 def _alive(pid: int) -> bool:
-    from orionfs.mount import process_alive
+    from orionfs.daemon.mount import process_alive
 
     return process_alive(pid)
 

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from orionfs.types import resource_from_entry
+from orionfs.client.types import resource_from_entry
 from tests.plugin_mount import api_entry, sh
 
 pytestmark = pytest.mark.fuse

@@ -1,4 +1,4 @@
-"""The name rule (orionfs.names), both ways: pure unit tests, no I/O."""
+"""The name rule (orionfs.fs.names), both ways: pure unit tests, no I/O."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orionfs.names import (
+from orionfs.fs.names import (
     SLASH_SUBSTITUTE,
     display_base,
     display_names,

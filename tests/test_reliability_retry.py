@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from orionfs.config import SessionConfig
-from orionfs.session import OrionSession
+from orionfs.client.config import SessionConfig
+from orionfs.client.session import OrionSession
 
 STAT_KEY = "GET /api/v1/storage/stat/"
 CREATE_KEY = "POST /api/v1/storage/paths/"

@@ -34,8 +34,8 @@ def report(name: str, figures: dict[str, Any]) -> None:
 def write_profile(
     config_dir: Path, name: str, url: str, username: str, token: str, project: int | None = None
 ) -> Path:
-    """Save a profile into ``config_dir`` with orionfs.config (the code under test makes it 0600)."""
-    from orionfs import config
+    """Save a profile into ``config_dir`` with orionfs.client.config (the code under test makes it 0600)."""
+    from orionfs.client import config
 
     old = os.environ.get(config.CONFIG_DIR_ENV)
     os.environ[config.CONFIG_DIR_ENV] = str(config_dir)

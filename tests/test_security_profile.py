@@ -12,7 +12,7 @@ import stat
 
 import pytest
 
-from orionfs import config
+from orionfs.client import config
 from orionfs.exceptions import ProfileError
 
 TOKEN = "s3cr3t-token-0123456789abcdef"
@@ -137,5 +137,5 @@ def test_orionfs_serve_tightens_a_loose_existing_config_folder(tmp_path):
     assert _mode(path) == 0o600
     assert _mode(folder) == 0o700, (
         f"the folder holding the token file stays {_mode(folder):04o} "
-        "(orionfs.config.save_profile makes it 0700)"
+        "(orionfs.client.config.save_profile makes it 0700)"
     )

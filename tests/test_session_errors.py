@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from orionfs import wire
+from orionfs.client import wire
 from orionfs.exceptions import (
     AuthorizationRequired,
     BadResponse,

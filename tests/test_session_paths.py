@@ -6,14 +6,14 @@ import io
 
 import pytest
 
-from orionfs import wire
+from orionfs.client import wire
+from orionfs.client.types import File, Folder, resource_from_entry
 from orionfs.exceptions import (
     AuthorizationRequired,
     BadResponse,
     NotFoundResponse,
     ValidationError,
 )
-from orionfs.types import File, Folder, resource_from_entry
 
 LS_KEY = "GET " + wire.LS
 
@@ -200,7 +200,7 @@ def test_get_paths_returns_one_dict_with_typed_entries(session, session_workdir)
 
 
 def test_shard_collection_path_lists_its_shards(session, session_workdir):
-    from orionfs.types import Shard, ShardCollection
+    from orionfs.client.types import Shard, ShardCollection
 
     coll = session.create_resource(ShardCollection, {"name": "coll", "path": session_workdir})
     shard = session.create_resource(Shard, {"collection": coll.id, "name": "s0"}, {"file": b"abc"})

@@ -9,16 +9,8 @@ import time
 
 import pytest
 
-from orionfs import wire
-from orionfs.exceptions import (
-    AuthorizationRequired,
-    BadResponse,
-    InvalidCredentials,
-    NotFoundResponse,
-    OrionLinkError,
-    ValidationError,
-)
-from orionfs.types import (
+from orionfs.client import wire
+from orionfs.client.types import (
     Dataset,
     File,
     Folder,
@@ -28,6 +20,14 @@ from orionfs.types import (
     ShardCollection,
     User,
     resource_from_entry,
+)
+from orionfs.exceptions import (
+    AuthorizationRequired,
+    BadResponse,
+    InvalidCredentials,
+    NotFoundResponse,
+    OrionLinkError,
+    ValidationError,
 )
 
 

@@ -1,4 +1,4 @@
-"""orionfs.transport without a server: streamed bodies, the Retry policy, the adapter."""
+"""orionfs.client.transport without a server: streamed bodies, the Retry policy, the adapter."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import pytest
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 
-from orionfs.exceptions import ValidationError
-from orionfs.transport import (
+from orionfs.client.transport import (
     MIN_POOL_SIZE,
     SEND_BLOCK_SIZE,
     OrionHTTPAdapter,
@@ -20,6 +19,7 @@ from orionfs.transport import (
     multipart_body,
     raw_body,
 )
+from orionfs.exceptions import ValidationError
 
 
 class CountingReader(io.BytesIO):

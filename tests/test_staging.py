@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 import pytest
 
 from orionfs.exceptions import OrionConnectionError
-from orionfs.staging import MAX_SEGMENT, MIN_SEGMENT, OpenFileTable, ReadAhead
+from orionfs.fs.openfiles import MAX_SEGMENT, MIN_SEGMENT, OpenFileTable, ReadAhead
 
 MiB = 1 << 20
 
@@ -107,7 +107,7 @@ def test_a_seek_starts_over_with_a_small_request(pool):
 
 
 def test_a_failed_fetch_is_raised_then_refetched(pool, monkeypatch):
-    monkeypatch.setattr("orionfs.staging.FAILURE_MEMORY", 0.0)
+    monkeypatch.setattr("orionfs.fs.openfiles.FAILURE_MEMORY", 0.0)
     data = b"x" * (3 * MiB)
     failures = [1]
 

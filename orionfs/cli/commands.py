@@ -15,11 +15,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from orionfs import config as cfg
-from orionfs import wire
+from orionfs.client import config as cfg
+from orionfs.client import wire
+from orionfs.client.session import OrionSession
+from orionfs.client.types import resource_from_entry
 from orionfs.exceptions import OrionError
-from orionfs.session import OrionSession
-from orionfs.types import resource_from_entry
 
 Handler = Callable[[argparse.Namespace], int]
 

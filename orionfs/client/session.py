@@ -1,10 +1,10 @@
 """OrionSession: the orionclient session API (shared/orion-api.md) over requests.
 
 Every request goes through :meth:`OrionSession._request`, which builds the URL from the wire map
-(``orionfs.wire``, quoting path parts), sends the token, applies the configured timeout, and turns a
+(``orionfs.client.wire``, quoting path parts), sends the token, applies the configured timeout, and turns a
 bad status into the matching exception of ``orionfs.exceptions`` (by status code, never by message
-text). Retries are declared in ``orionfs.transport`` (an urllib3 ``Retry`` on the adapter), not looped
-here. Public methods are thin over ``_request`` and return typed objects from ``orionfs.types``.
+text). Retries are declared in ``orionfs.client.transport`` (an urllib3 ``Retry`` on the adapter), not looped
+here. Public methods are thin over ``_request`` and return typed objects from ``orionfs.client.types``.
 
 Errors common to every method that talks to the server: ``InvalidCredentials`` (401 or no token),
 ``AuthorizationRequired`` (403), ``NotFoundResponse`` (404), ``RateLimitedResponse`` (429 after its
@@ -26,14 +26,24 @@ from typing import IO, Any
 import requests
 import urllib3.exceptions
 
-from orionfs import wire
-from orionfs.config import (
+from orionfs.client import wire
+from orionfs.client.config import (
     DEFAULT_REQUEST_TIMEOUT,
     DEFAULT_RETRY_DICT,
     DEFAULT_RETRY_TIMEOUT,
     PROFILE_ENV,
     SessionConfig,
     get_profile_config,
+)
+from orionfs.client.transport import OrionHTTPAdapter, build_retry, multipart_body, raw_body
+from orionfs.client.types import (
+    File,
+    Link,
+    OrionResource,
+    Project,
+    Shard,
+    User,
+    resource_class,
 )
 from orionfs.exceptions import (
     BadResponse,
@@ -44,16 +54,6 @@ from orionfs.exceptions import (
     OrionTimeout,
     ValidationError,
     exception_for_status,
-)
-from orionfs.transport import OrionHTTPAdapter, build_retry, multipart_body, raw_body
-from orionfs.types import (
-    File,
-    Link,
-    OrionResource,
-    Project,
-    Shard,
-    User,
-    resource_class,
 )
 
 __all__ = [

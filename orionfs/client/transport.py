@@ -27,8 +27,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from orionfs import wire
-from orionfs.config import (
+from orionfs.client import wire
+from orionfs.client.config import (
     DEFAULT_BACKOFF,
     DEFAULT_CONNECT_RETRIES,
     DEFAULT_POOL_SIZE,

@@ -11,11 +11,11 @@ import keyword
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from orionfs import wire
+from orionfs.client import wire
 from orionfs.exceptions import OrionLinkError, ValidationError
 
 if TYPE_CHECKING:
-    from orionfs.session import OrionSession
+    from orionfs.client.session import OrionSession
 
 __all__ = [
     "Dataset",

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orionfs.config import SessionConfig, get_profile_config
+from orionfs.client.config import SessionConfig, get_profile_config
+from orionfs.client.wire import PAGE_LIMIT_MAX
 from orionfs.exceptions import (
     InvalidCredentials,
     NotFoundResponse,
@@ -42,7 +43,6 @@ from orionfs.exceptions import (
     OrionTimeout,
     ProfileError,
 )
-from orionfs.wire import PAGE_LIMIT_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def load_config(args: argparse.Namespace) -> SessionConfig:
 
 def validate(config: SessionConfig, root: str, timeout: float) -> None:
     """One or two requests: the token is good, the server answers, the root is a folder."""
-    from orionfs.session import get_session
+    from orionfs.client.session import get_session
 
     if not logging.getLogger().isEnabledFor(logging.INFO):
         logging.getLogger("urllib3").setLevel(logging.ERROR)  # retries are summed up below
@@ -581,7 +581,7 @@ def _handle_stop_signal(
     The main thread sits in libfuse (C) until every call in flight is answered, so a Python
     handler cannot run there; the signal's wakeup byte reaches a watcher thread instead.
     """
-    from orionfs.fuse import calls_in_flight
+    from orionfs.fuse.errors import calls_in_flight
 
     target = urllib.parse.urlsplit(url)
     port = target.port or (443 if target.scheme == "https" else 80)
@@ -721,11 +721,11 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             config = load_config(args)
         validate(config, args.root, args.timeout)
         try:
-            from orionfs import fuse
+            from orionfs.fuse import binding, operations
         except OSError as error:
             raise MountError(f"libfuse cannot be loaded: {error}") from error
-        from orionfs.cache import LS_PAGE_SIZE, CachedSession
-        from orionfs.session import get_session
+        from orionfs.client.session import get_session
+        from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
 
         session = get_session(
             config=config, request_timeout=args.timeout, retry_timeout=args.retry_deadline
@@ -733,13 +733,13 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
         cache = CachedSession(
             session, root=args.root, ttl=args.cache_ttl, page_size=args.page_size or LS_PAGE_SIZE
         )
-        options = fuse.MountOptions(
+        options = operations.MountOptions(
             read_only=args.read_only,
             ttl=args.cache_ttl,
             staging_dir=Path(args.staging_dir) if args.staging_dir else None,
             recovery_dir=Path(args.recovery_dir) if args.recovery_dir else None,
         )
-        operations = fuse.OrionFS(cache, options)
+        operations = operations.OrionFS(cache, options)
         _handle_stop_signal(operations, mountpoint, config.url, server)
         write_state(
             mountpoint,
@@ -757,7 +757,7 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             ", read-only" if args.read_only else "",
         )
         try:
-            fuse.run(operations, mountpoint, parse_fuse_options(args.fuse_options))
+            binding.run(operations, mountpoint, parse_fuse_options(args.fuse_options))
         except RuntimeError as error:
             raise MountError(f"mounting {mountpoint} failed (libfuse status {error})") from error
         logger.warning("unmounted %s", mountpoint)

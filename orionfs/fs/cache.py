@@ -1,6 +1,6 @@
 """CachedSession: the mount's view of Orion, with TTL caches for stat and listings (no FUSE, no errnos).
 
-Paths here are *mount paths*: ``/``-rooted, made of display names (:mod:`orionfs.names`), relative to
+Paths here are *mount paths*: ``/``-rooted, made of display names (:mod:`orionfs.fs.names`), relative to
 the mount root (an Orion folder path, default ``/``). Entries are the Entry dicts of docs/wire.md.
 
 What is cached, and for how long (one TTL, an injected clock, one lock):
@@ -39,10 +39,19 @@ from typing import Any, BinaryIO
 
 from cachetools import TTLCache
 
-from orionfs import wire
-from orionfs.exceptions import BadResponse, NotFoundResponse, OrionError, ValidationError
-from orionfs.names import display_base, display_names, is_plain, orion_name
-from orionfs.types import OrionResource, resource_from_entry
+from orionfs.client import wire
+from orionfs.client.types import OrionResource, resource_from_entry
+from orionfs.exceptions import (
+    AlreadyExists,
+    BadResponse,
+    FolderNotEmpty,
+    IsAFolder,
+    NotAFolder,
+    NotFoundResponse,
+    NotTaggable,
+    ValidationError,
+)
+from orionfs.fs.names import display_base, display_names, is_plain, orion_name
 
 __all__ = [
     "AlreadyExists",
@@ -65,26 +74,6 @@ LS_PAGE_SIZE: int = wire.PAGE_LIMIT_MAX
 LS_PARALLEL: int = 4
 
 FOLDER_LIKE = frozenset({wire.FOLDER, wire.SHARD_COLLECTION})
-
-
-class FolderNotEmpty(OrionError):
-    """rmdir, or a rename over a folder, found the folder not empty."""
-
-
-class AlreadyExists(OrionError):
-    """mkdir of a path that exists."""
-
-
-class NotAFolder(OrionError):
-    """A folder was needed (a path's parent, rmdir, a folder rename's target) and this is not one."""
-
-
-class IsAFolder(OrionError):
-    """A non-folder was needed (unlink, a file rename's target, a write) and this is a folder."""
-
-
-class NotTaggable(OrionError):
-    """Tags were changed on a kind that has none (folders, shards)."""
 
 
 # A negative stat result (404), cached like an Entry.
@@ -296,7 +285,7 @@ class CachedSession:
         return self.session.read_range(resource, offset, length)
 
     def resource(self, path: str) -> OrionResource:
-        """The typed resource (orionfs.types) at a mount path, built from its Entry (no request)."""
+        """The typed resource (orionfs.client.types) at a mount path, built from its Entry (no request)."""
         return self._resource(self.lookup(path))
 
     def tags(self, path: str) -> list[str]:

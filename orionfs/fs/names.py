@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from orionfs import wire
+from orionfs.client import wire
 
 __all__ = [
     "SLASH_SUBSTITUTE",

@@ -25,7 +25,7 @@ in parallel; the first byte waits for one small request only, never for the whol
 answered with views of the fetched segments (no copy before the kernel's buffer).
 
 The table talks to the cache through the small ``ContentStore`` protocol (a subset of
-``orionfs.cache.CachedSession``).
+``orionfs.fs.cache.CachedSession``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from orionfs.exceptions import OrionConnectionError
+from orionfs.exceptions import OrionConnectionError, UnknownHandle
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ STAGE_DOWNLOAD_CHUNK: int = 8 << 20
 
 
 class ContentStore(Protocol):
-    """What the open-file table needs from the cache (``orionfs.cache.CachedSession``)."""
+    """What the open-file table needs from the cache (``orionfs.fs.cache.CachedSession``)."""
 
     def read(self, entry: Entry, offset: int, length: int) -> bytes: ...
 
@@ -84,10 +84,6 @@ class StoppedStore:
         raise OrionConnectionError("the mount is stopping: no more requests to the server")
 
     read = create_file = replace_content = unlink = _refuse
-
-
-class UnknownHandle(KeyError):
-    """A file handle the table does not know (already released, or never opened)."""
 
 
 class ReadAhead:

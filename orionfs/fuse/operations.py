@@ -1,8 +1,8 @@
-"""The FUSE layer: POSIX calls -> ``orionfs.cache.CachedSession`` calls, and the one errno table.
+"""The FUSE layer: POSIX calls -> ``orionfs.fs.cache.CachedSession`` calls, and the one errno table.
 
 This is the only module that imports mfusepy or knows errnos. ``OrionFS`` is a thin operations
 class: each method resolves a mount path through the cache (or the open-file table of
-``orionfs.staging``) and returns attributes, bytes or nothing; every exception leaving a method goes
+``orionfs.fs.openfiles``) and returns attributes, bytes or nothing; every exception leaving a method goes
 through ``errno_for`` once, at the boundary (``_boundary``), so the binding always gets an errno.
 
 Policies (documented in docs/mount.md):
@@ -24,7 +24,6 @@ Policies (documented in docs/mount.md):
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import json
@@ -32,7 +31,6 @@ import logging
 import os
 import re
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -43,15 +41,10 @@ from typing import Any, TypeVar
 import mfusepy
 
 from orionfs import exceptions as exc
-from orionfs.cache import (
-    AlreadyExists,
-    CachedSession,
-    FolderNotEmpty,
-    IsAFolder,
-    NotAFolder,
-    NotTaggable,
-)
-from orionfs.staging import OpenFileTable, StagedFile, UnknownHandle
+from orionfs.exceptions import UnknownHandle
+from orionfs.fs.cache import CachedSession
+from orionfs.fs.openfiles import OpenFileTable, StagedFile
+from orionfs.fuse.errors import _boundary, _fail
 
 logger = logging.getLogger(__name__)
 
@@ -95,115 +88,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 PENDING_ENTRY: Entry = {"resource_type": "file", "id": None, "tags": [], "systemtags": []}
 
 
-# -- the errno table -------------------------------------------------------------------------------
-
-#: Exception class -> errno, most specific first; the first isinstance match wins.
-_ERRNO_BY_CLASS: tuple[tuple[type[BaseException], int], ...] = (
-    (FolderNotEmpty, errno.ENOTEMPTY),
-    (AlreadyExists, errno.EEXIST),
-    (NotAFolder, errno.ENOTDIR),
-    (IsAFolder, errno.EISDIR),
-    (NotTaggable, errno.ENOTSUP),
-    (UnknownHandle, errno.EBADF),
-    (exc.NotFoundResponse, errno.ENOENT),
-    (exc.InvalidCredentials, errno.EACCES),
-    (exc.AuthorizationRequired, errno.EACCES),
-    (exc.RateLimitedResponse, errno.EAGAIN),
-    (exc.OrionTimeout, errno.ETIMEDOUT),
-    (exc.OrionConnectionError, errno.EIO),
-    (exc.NotEnoughDiskError, errno.ENOSPC),
-    (exc.OrionLinkError, errno.EINVAL),
-    (exc.ValidationError, errno.EINVAL),
-    (TimeoutError, errno.ETIMEDOUT),
-    (ConnectionError, errno.EIO),
-)
-
-#: HTTP status (of a BadResponse and its subclasses) -> errno.
-_ERRNO_BY_STATUS: dict[int, int] = {
-    400: errno.EINVAL,
-    401: errno.EACCES,
-    403: errno.EACCES,
-    404: errno.ENOENT,
-    409: errno.EEXIST,
-    413: errno.EFBIG,
-    414: errno.ENAMETOOLONG,
-    416: errno.EINVAL,
-    429: errno.EAGAIN,
-    503: errno.EAGAIN,
-}
-
-
-def errno_for(error: BaseException) -> int:
-    """The errno the kernel gets for an exception raised below the FUSE layer.
-
-    An ``OSError`` that carries an errno (a local file error, or one raised here) keeps it; the
-    orionfs and cache exceptions map through the tables above; anything else is EIO.
-    """
-    for cls, code in _ERRNO_BY_CLASS:
-        if isinstance(error, cls):
-            return code
-    if isinstance(error, exc.OrionError):
-        status = error.status_code
-        if status is not None and status in _ERRNO_BY_STATUS:
-            return _ERRNO_BY_STATUS[status]
-        return errno.EIO
-    if isinstance(error, OSError) and isinstance(error.errno, int) and error.errno > 0:
-        return error.errno
-    return errno.EIO
-
-
-#: The FUSE calls being served: thread id -> (operation, monotonic start). One mount per process.
-_IN_FLIGHT: dict[int, tuple[str, float]] = {}
-
-
-def calls_in_flight() -> list[tuple[str, float]]:
-    """(operation, seconds running) of every FUSE call being served now."""
-    now = time.monotonic()
-    return [(name, now - started) for name, started in _IN_FLIGHT.copy().values()]
-
-
-def _boundary(method: F) -> F:
-    """Apply the errno table to everything a FUSE operation raises (once, here)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        me = threading.get_ident()
-        outer = me not in _IN_FLIGHT
-        if outer:
-            _IN_FLIGHT[me] = (method.__name__, time.monotonic())
-        try:
-            return method(*args, **kwargs)
-        except mfusepy.FuseOSError:
-            raise
-        except Exception as error:  # noqa: BLE001 - the boundary: everything becomes an errno
-            code = errno_for(error)
-            where = f"{method.__name__}{_describe_args(args[1:])}"
-            name = errno.errorcode.get(code, str(code))
-            if not isinstance(error, exc.OrionError | OSError | UnknownHandle):
-                logger.error("unexpected error in %s: %r -> %s", where, error, name)
-                logger.debug("traceback of the failed %s", where, exc_info=True)
-            elif code in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN):
-                logger.warning("%s failed: %s: %s -> %s", where, type(error).__name__, error, name)
-                logger.debug("traceback of the failed %s", where, exc_info=True)
-            else:
-                logger.debug("%s -> %s (%s)", where, name, error)
-            raise mfusepy.FuseOSError(code) from error
-        finally:
-            if outer:
-                _IN_FLIGHT.pop(me, None)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _describe_args(args: Iterable[Any]) -> str:
-    shown = [repr(a) if not isinstance(a, bytes) else f"<{len(a)} bytes>" for a in args]
-    return "(" + ", ".join(shown)[:300] + ")"
-
-
-def _fail(code: int) -> mfusepy.FuseOSError:
-    return mfusepy.FuseOSError(code)
-
-
 # -- attributes ------------------------------------------------------------------------------------
 
 
@@ -222,7 +106,7 @@ def timestamp_ns(value: str | None) -> int:
 
 @dataclass(frozen=True)
 class MountOptions:
-    """What the operations class needs to know about the mount (built once by orionfs.mount)."""
+    """What the operations class needs to know about the mount (built once by orionfs.daemon.mount)."""
 
     read_only: bool = False
     ttl: float = 5.0
@@ -263,7 +147,7 @@ class OrionFS(mfusepy.Operations):
             cache, staging_dir=self.options.staging_dir, recovery_dir=self.options.recovery_dir
         )
         self._mounted_ns = time.time_ns()
-        #: Set when the mount process is told to stop (orionfs.mount): nothing more is uploaded.
+        #: Set when the mount process is told to stop (orionfs.daemon.mount): nothing more is uploaded.
         self.stopping = False
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -787,107 +671,3 @@ def _lines(values: Iterable[str]) -> bytes:
     return "\n".join(values).encode()
 
 
-class OrionFUSE(mfusepy.FUSE):
-    """mfusepy's FUSE, passing rename flags (RENAME_NOREPLACE/EXCHANGE) on with libfuse 3."""
-
-    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:  # noqa: D102
-        return self.operations.rename(
-            old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
-        )
-
-    def getxattr(self, path: bytes, name: bytes, value: Any, size: int, *args: Any) -> int:
-        """Names outside ``user.orion.*`` (the kernel's and ``ls``'s per-file ``security.selinux``
-        and ``system.posix_acl_access`` probes) are ENODATA at once: no decoding, no operation
-        call, no exception raised and caught."""
-        if not name.startswith(_XATTR_PREFIX_BYTES):
-            return -ENOATTR
-        return super().getxattr(path, name, value, size, *args)
-
-    def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
-        """mfusepy's read, taking any bytes-like answer (the read-ahead answers memoryviews of
-        its segments): copied once, into the kernel's buffer."""
-        fh = fip.contents if self.raw_fi else fip.contents.fh
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
-        data = self.operations.read(decoded, size, offset, fh)
-        if not data:
-            return 0
-        n = len(data)
-        if n > size:
-            return -errno.EIO
-        if isinstance(data, bytes):
-            ctypes.memmove(buf, data, n)
-        else:
-            view = memoryview(data).cast("B")
-            if view.readonly:
-                ctypes.memmove(buf, view.tobytes(), n)
-            else:
-                ctypes.memmove(buf, (ctypes.c_char * n).from_buffer(view), n)
-        return n
-
-    def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
-        """mfusepy drops the file handle of libfuse 3's truncate: ``ftruncate`` on a descriptor
-        whose file was unlinked (no path) then fails. Pass it on."""
-        fh = (fip.contents if self.raw_fi else fip.contents.fh) if fip else None
-        decoded = None if path is None else path.decode(self.encoding, self.errors)
-        return self.operations.truncate(decoded, length, fh)
-
-
-def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Kernel and libfuse options for the mount (``extra`` from ``-o`` wins)."""
-    opts: dict[str, Any] = {
-        "fsname": "orionfs",
-        "subtype": "orionfs",
-        "entry_timeout": options.ttl,
-        "attr_timeout": options.ttl,
-        "negative_timeout": options.ttl,
-        "max_read": BLOCK_SIZE,
-    }
-    if mfusepy.fuse_version_major == 2:
-        opts["big_writes"] = True
-        opts["max_write"] = BLOCK_SIZE
-    if options.read_only:
-        opts["ro"] = True
-    opts.update(extra or {})
-    return opts
-
-
-#: The kernel's read-ahead for the mount, in KiB: with it, the kernel asks for 1 MiB per read.
-KERNEL_READ_AHEAD_KB: int = 1024
-
-
-def _raise_kernel_read_ahead(mountpoint: str, timeout: float = 30.0) -> None:
-    """Once mounted, set the mount's bdi ``read_ahead_kb`` (best effort: needs root).
-
-    The kernel's default (128 KiB) makes it read a FUSE file in 128 KiB requests, each a Python call.
-    """
-    deadline = time.monotonic() + timeout
-    while not os.path.ismount(mountpoint):
-        if time.monotonic() > deadline:
-            return
-        time.sleep(0.02)
-    device = os.stat(mountpoint).st_dev
-    knob = Path(f"/sys/class/bdi/{os.major(device)}:{os.minor(device)}/read_ahead_kb")
-    try:
-        knob.write_text(str(KERNEL_READ_AHEAD_KB))
-    except OSError as error:
-        logger.debug("cannot raise the kernel read-ahead (%s): %s", knob, error)
-
-
-def run(
-    operations: OrionFS,
-    mountpoint: str,
-    extra_options: dict[str, Any] | None = None,
-    debug: bool = False,
-) -> None:
-    """Mount and serve until unmounted (foreground, multi-threaded)."""
-    threading.Thread(
-        target=_raise_kernel_read_ahead, args=(mountpoint,), name="orionfs-readahead", daemon=True
-    ).start()
-    OrionFUSE(
-        operations,
-        mountpoint,
-        foreground=True,
-        nothreads=False,
-        debug=debug,
-        **fuse_options(operations.options, extra_options),
-    )

@@ -1,0 +1,1 @@
+"""The FUSE layer: operations (thin translation), the errno table, the libfuse binding."""
