@@ -111,6 +111,12 @@ def _query_value(value: Any) -> str:
     return str(value)
 
 
+def _entry_list(answer: Any, key: str) -> list[dict[str, Any]]:
+    """The list of Entry dicts under ``key`` of a JSON answer (empty if the server sent none)."""
+    items = answer.get(key) if isinstance(answer, Mapping) else None
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
 def _transport_error(exc: BaseException) -> OrionError:
     """The orionfs exception for a requests/urllib3 transport failure (by exception class)."""
     seen: set[int] = set()
@@ -363,11 +369,17 @@ class OrionSession:
 
     # --- paths ------------------------------------------------------------------------------
     def assign_paths(self, *assignments: Mapping[str, Any]) -> None:
+        """Move items (see :meth:`move_items`, which also returns the moved entries)."""
+        self.move_items(*assignments)
+
+    def move_items(self, *assignments: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Move items (one request, whatever a folder holds) to folders, optionally renaming them.
 
         Each assignment needs ``resource_type``, ``id`` and ``path`` (the destination folder);
-        an optional ``name`` overwrites the item's name. Raises ValidationError for a malformed
-        assignment, BadResponse 400 (e.g. a folder into itself) or 409 (a folder name taken).
+        an optional ``name`` overwrites the item's name. Returns the moved items' Entry dicts as
+        the server sends them (``assign_paths``, as documented, returns None). Raises
+        ValidationError for a malformed assignment, BadResponse 400 (e.g. a folder into itself) or
+        409 (a folder name taken).
         """
         if not assignments:
             raise ValidationError("assign_paths needs at least one assignment")
@@ -386,7 +398,8 @@ class OrionSession:
             if item.get(wire.F_NAME) is not None:
                 entry[wire.F_NAME] = item[wire.F_NAME]
             body.append(entry)
-        self._request("POST", wire.PATHS_ASSIGN, json={wire.F_ASSIGNMENTS: body})
+        response = self._request("POST", wire.PATHS_ASSIGN, json={wire.F_ASSIGNMENTS: body})
+        return _entry_list(self._json(response), wire.F_RESULTS)
 
     def create_link(self, resource: ResourceRef) -> dict[str, Any]:
         """A JSON-serializable dict referencing ``resource`` (storable; see :meth:`get_link`).
@@ -404,15 +417,21 @@ class OrionSession:
         return Link.from_dict(link_dict, self)
 
     def create_paths(self, *paths: str, exist_ok: bool = True) -> None:
-        """Create folders (and missing ancestors).
+        """Create folders (see :meth:`create_folders`, which also returns their entries)."""
+        self.create_folders(*paths, exist_ok=exist_ok)
+
+    def create_folders(self, *paths: str, exist_ok: bool = True) -> list[dict[str, Any]]:
+        """Create folders (and missing ancestors); returns the Entry dicts the server sends for
+        them (``create_paths``, as documented, returns None).
 
         Raises BadResponse 409 when a path exists and not ``exist_ok`` (or a segment is not a
         folder), AuthorizationRequired inside a virtual folder, BadResponse 400 for a bad name.
         """
         if not paths:
-            return
+            return []
         body = {wire.F_PATHS: [_check_path(p) for p in paths], wire.F_EXIST_OK: bool(exist_ok)}
-        self._request("POST", wire.PATHS_CREATE, json=body)
+        response = self._request("POST", wire.PATHS_CREATE, json=body)
+        return _entry_list(self._json(response), wire.F_PATHS)
 
     def remove_paths(self, *paths: str, recursive: bool = False) -> None:
         """Delete paths, all or nothing (files, datasets and collections are soft-deleted).
