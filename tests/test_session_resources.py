@@ -16,6 +16,7 @@ from orionfs.client.types import (
     Folder,
     Link,
     Project,
+    ResourceKey,
     Shard,
     ShardCollection,
     User,
@@ -378,6 +379,30 @@ def test_download_file_streams_the_whole_content(session, session_workdir, tmp_p
     with out.open("wb") as fh:
         assert session.download_file(file, fh) == len(data)
     assert out.read_bytes() == data
+
+
+def test_a_resource_key_names_a_resource_wherever_one_is_taken(session, session_workdir):
+    file = _upload(session, session_workdir, "key.txt", b"keyed bytes")
+    key = ResourceKey("file", file.id)
+    assert session.read_range(key, 6, 5) == b"bytes"
+    assert session.tag_resource(key, "k") == ["k"]
+    assert session.create_link(key) == session.create_link(file)
+    assert session.replace_file_content(key, io.BytesIO(b"new")).id == file.id
+    coll = session.create_resource(ShardCollection, {"name": "kc", "path": session_workdir})
+    shard = session.create_resource(Shard, {"collection": coll.id, "name": "s"}, {"file": b"sh"})
+    assert session.read_range(ResourceKey("shard", shard.id, coll.id), 0, 10) == b"sh"
+    assert session.delete_resource(key) is True
+
+
+@pytest.mark.parametrize(
+    "bad", [ResourceKey("nope", 1), ResourceKey("file", "1"), ResourceKey("file", True),
+            ResourceKey("shard", 1), ResourceKey("shard", 1, "2")],
+)  # fmt: skip
+def test_a_malformed_resource_key_is_validation_error_without_a_request(session, server, bad):
+    server.reset_counters()
+    with pytest.raises(ValidationError):
+        session.read_range(bad, 0, 1)
+    assert server.counters()["total"] == 0
 
 
 def test_reading_a_folder_is_validation_error(session, session_workdir):

@@ -1,16 +1,22 @@
-"""orionfs.client.transport without a server: streamed bodies, the Retry policy, the adapter."""
+"""orionfs.client.transport without the Orion server: streamed bodies, the Retry policy, the
+adapter; the session's cookie and credential rules against a stdlib stub on loopback."""
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
+import http.server
 import io
+import json
 import os
+import threading
 
 import pytest
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 
+from orionfs.client.config import SessionConfig
+from orionfs.client.session import OrionSession
 from orionfs.client.transport import (
     MIN_POOL_SIZE,
     SEND_BLOCK_SIZE,
@@ -150,3 +156,53 @@ def test_no_retry_whose_wait_ends_past_the_deadline():
 def test_adapter_pool_holds_at_least_16_connections():
     adapter = OrionHTTPAdapter(build_retry({}, None, None), pool_size=4)
     assert adapter._pool_maxsize >= MIN_POOL_SIZE == 16
+
+
+class _StubHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every GET with a JSON entry and a Set-Cookie; records the Authorization headers."""
+
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization"))
+        body = json.dumps({"resource_type": "folder", "id": 1, "path": "/"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Set-Cookie", "AWSALB=sticky; Path=/")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_url():
+    _StubHandler.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_session_keeps_no_cookies_so_its_jar_is_only_ever_read(stub_url):
+    with OrionSession(config=SessionConfig(url=stub_url, token="tok", request_timeout=5)) as s:
+        s.stat_path("/")
+        s.stat_path("/")
+        assert len(s._http.cookies) == 0
+
+
+def test_netrc_credentials_never_replace_the_token(stub_url, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    with OrionSession(config=SessionConfig(url=stub_url, token="tok", request_timeout=5)) as s:
+        s.stat_path("/")
+    assert _StubHandler.seen == ["Token tok"]

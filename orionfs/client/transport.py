@@ -6,6 +6,9 @@
   read error (429 excepted: it means "not processed", so any method is re-sent); any method is
   retried when the connection could not be made (nothing was sent).
 - :class:`OrionHTTPAdapter` mounts it with a pool of at least 16 connections and 1 MiB send blocks.
+- :class:`TokenAuth` puts the token on each request (as requests' ``auth``, so a ``~/.netrc`` entry for
+  the host can never replace it, and requests does not read that file on every call).
+- :func:`transport_error` maps a requests/urllib3 transport failure to the orionfs exception.
 - :class:`StreamingBody` is a sized, rewindable, file-like request body over a chunk generator;
   :func:`multipart_body` and :func:`raw_body` build one, so uploads are never held in memory.
 """
@@ -23,7 +26,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
+import requests
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
@@ -34,7 +40,7 @@ from orionfs.client.config import (
     DEFAULT_POOL_SIZE,
     DEFAULT_READ_RETRIES,
 )
-from orionfs.exceptions import ValidationError
+from orionfs.exceptions import OrionConnectionError, OrionError, OrionTimeout, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +184,42 @@ class OrionHTTPAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
         pool_kwargs.setdefault("blocksize", SEND_BLOCK_SIZE)
         super().init_poolmanager(*args, **pool_kwargs)
+
+
+class TokenAuth(AuthBase):
+    """Sends ``Authorization: <wire.auth_header_value(token)>`` on a request."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers[wire.AUTH_HEADER] = wire.auth_header_value(self.token)
+        return request
+
+
+def transport_error(exc: BaseException) -> OrionError:
+    """The orionfs exception for a requests/urllib3 transport failure (by exception class).
+
+    Follows the chain of causes: a timeout anywhere in it is OrionTimeout, anything else
+    OrionConnectionError (a refused connection is a NewConnectionError, which urllib3 makes a
+    subclass of its ConnectTimeoutError, so it is tested first).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            break
+        if isinstance(current, requests.exceptions.Timeout | urllib3.exceptions.TimeoutError):
+            return OrionTimeout(f"request timed out: {exc}")
+        if isinstance(current, urllib3.exceptions.MaxRetryError):
+            current = current.reason
+            continue
+        nxt = (
+            current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        )
+        current = nxt or current.__cause__ or current.__context__
+    return OrionConnectionError(f"cannot reach the server: {exc}")
 
 
 class StreamingBody(io.RawIOBase):

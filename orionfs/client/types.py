@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import keyword
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from orionfs.client import wire
 from orionfs.exceptions import OrionLinkError, ValidationError
@@ -25,12 +25,25 @@ __all__ = [
     "OrionResource",
     "Project",
     "RESOURCE_TYPES",
+    "ResourceKey",
     "Shard",
     "ShardCollection",
     "User",
     "resource_class",
     "resource_from_entry",
 ]
+
+
+class ResourceKey(NamedTuple):
+    """What names one resource on the wire: its wire name, id, and (shards only) collection id.
+
+    Accepted by every session method that takes a resource; cheaper to pass around than an object
+    and checked first. ``ResourceKey("file", 12)``, ``ResourceKey("shard", 3, collection=7)``.
+    """
+
+    resource_type: str
+    id: int
+    collection: int | None = None
 
 
 class OrionResource:

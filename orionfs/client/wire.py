@@ -48,8 +48,6 @@ CONTENT_SUFFIX: Final = "{id}/content/"
 TAGGABLE_TYPES: Final = frozenset({FILE, DATASET, SHARD_COLLECTION})
 #: Resource types whose content can be downloaded.
 DOWNLOADABLE_TYPES: Final = frozenset({FILE, DATASET, SHARD})
-#: Resource types created with a multipart body (fields + a streamed file part).
-MULTIPART_TYPES: Final = frozenset({FILE, DATASET, SHARD})
 
 # --- Fixed endpoints ------------------------------------------------------------------------------
 TOKEN: Final = "/api/v1/auth/token/"
@@ -97,7 +95,6 @@ F_VERSIONS: Final = "versions"
 F_USERNAME: Final = "username"
 F_DEFAULT_PROJECT: Final = "default_project"
 F_BALANCE: Final = "balance"
-F_CURRENCY: Final = "currency"
 # storage/paths
 F_PATHS: Final = "paths"
 F_EXIST_OK: Final = "exist_ok"
@@ -138,7 +135,6 @@ MY_DATA_PATH: Final = "/project/{project}/user/{username}"
 # --- Paging ---------------------------------------------------------------------------------------
 F_COUNT: Final = "count"
 F_NEXT: Final = "next"
-F_PREVIOUS: Final = "previous"
 F_RESULTS: Final = "results"
 Q_LIMIT: Final = "limit"
 Q_OFFSET: Final = "offset"
@@ -148,7 +144,6 @@ PAGE_LIMIT_MAX: Final = 1000
 # --- Query parameters -----------------------------------------------------------------------------
 Q_PATH: Final = "path"
 Q_IMMEDIATE: Final = "immediate"
-Q_DELETED: Final = "deleted"
 Q_NAME: Final = "name"
 Q_TITLE: Final = "title"  # documented filter alias of name (substring); sent as name
 TRUE: Final = "true"
@@ -168,8 +163,7 @@ LS_QUERY_PARAMS: Final = frozenset(
         Q_OFFSET,
     }
 )
-#: ``GET LS`` params whose value is a comma-separated list on the wire.
-LS_LIST_PARAMS: Final = frozenset({"types", "tag_filters", "systag_filters"})
+#: Joins a list or tuple query value (``types``, ``tag_filters``, ``systag_filters``) on the wire.
 LIST_SEPARATOR: Final = ","
 
 # --- Multipart uploads ----------------------------------------------------------------------------
@@ -182,7 +176,7 @@ JSON_FORM_FIELDS: Final = frozenset({F_TAGS, F_METADATA})
 H_RANGE: Final = "Range"
 H_CONTENT_TYPE: Final = "Content-Type"
 H_CONTENT_LENGTH: Final = "Content-Length"
-H_RETRY_AFTER: Final = "Retry-After"
+H_CONTENT_ENCODING: Final = "Content-Encoding"
 
 
 def build_path(template: str, **params: object) -> str:
