@@ -26,7 +26,8 @@ OrionError                                  base; .response (requests.Response o
     ├── ReadOnlyMount                       any write on a read-only mount
     ├── InvalidMove                         a folder moved into itself, or an exchange
     ├── NameTooLong                         a name segment over 255 bytes
-    └── UnknownHandle                       a file handle the open-file table does not know
+    ├── UnknownHandle                       a file handle the open-file table does not know
+    └── DataKeptForRecovery                 an open file whose data went to the recovery folder
 ```
 
 Everything a layer raises is in this tree, and only the FUSE layer turns it into errnos.
@@ -74,6 +75,7 @@ __all__ = [
     "InvalidMove",
     "NameTooLong",
     "UnknownHandle",
+    "DataKeptForRecovery",
 ]
 
 
@@ -229,6 +231,11 @@ class NameTooLong(MountRuleError):
 
 class UnknownHandle(MountRuleError):
     """A file handle the open-file table does not know (already released, or never opened)."""
+
+
+class DataKeptForRecovery(MountRuleError):
+    """An open file whose staged data went to the recovery folder (its upload failed): its
+    descriptors can neither read nor write it any more."""
 
 
 _BY_STATUS: dict[int, type[_ResponseError]] = {

@@ -10,7 +10,8 @@ import pytest
 
 from orionfs import exceptions as exc
 from orionfs.exceptions import UnknownHandle
-from orionfs.fuse.errors import _boundary, errno_for
+from orionfs.fuse.calls import Calls
+from orionfs.fuse.errors import boundary, errno_for
 
 
 @pytest.mark.parametrize(
@@ -44,11 +45,14 @@ def test_errno_table(error, code):
 
 
 class _Ops:
-    @_boundary
+    def __init__(self) -> None:
+        self.calls = Calls()
+
+    @boundary
     def boom(self, path: str) -> None:
         raise RuntimeError("unexpected")
 
-    @_boundary
+    @boundary
     def missing(self, path: str) -> None:
         raise exc.NotFoundResponse(None, "no such path", 404)
 
@@ -66,3 +70,14 @@ def test_boundary_gives_every_exception_an_errno_and_logs_unexpected_ones(caplog
             _Ops().missing("/x")
     assert info.value.errno == errno.ENOENT
     assert caplog.text == ""  # an expected answer is no news
+
+
+def test_boundary_counts_each_operation_and_its_errors_once():
+    ops = _Ops()
+    for _ in range(3):
+        with pytest.raises(mfusepy.FuseOSError):
+            ops.missing("/x")
+    counts = ops.calls.counts()
+    assert counts["missing"].calls == 3
+    assert counts["missing"].errors == 3
+    assert ops.calls.in_flight() == []

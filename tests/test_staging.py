@@ -10,7 +10,9 @@ from typing import Any, BinaryIO
 import pytest
 
 from orionfs.exceptions import OrionConnectionError
-from orionfs.fs.openfiles import MAX_SEGMENT, MIN_SEGMENT, OpenFileTable, ReadAhead
+from orionfs.fs.entry import Entry
+from orionfs.fs.openfiles import OpenFileTable
+from orionfs.fs.readahead import MAX_SEGMENT, MIN_SEGMENT, ReadAhead
 
 MiB = 1 << 20
 
@@ -25,25 +27,20 @@ class FakeStore:
         self.fail_uploads = 0
         self._lock = threading.Lock()
 
-    def entry(self, path: str) -> dict[str, Any]:
-        return {
-            "resource_type": "file",
-            "id": self.ids[path],
-            "size": len(self.files[path]),
-            "path": path,
-        }
+    def entry(self, path: str) -> Entry:
+        return Entry("file", self.ids[path], path.rpartition("/")[2], path, len(self.files[path]))
 
-    def put(self, path: str, data: bytes) -> dict[str, Any]:
+    def put(self, path: str, data: bytes) -> Entry:
         self.files[path] = data
         self.ids.setdefault(path, len(self.ids) + 1)
         return self.entry(path)
 
-    def read(self, entry: dict[str, Any], offset: int, length: int) -> bytes:
+    def read(self, entry: Entry, offset: int, length: int) -> bytes:
         with self._lock:
             self.calls.append(("read", (offset, length)))
-        return self.files[entry["path"]][offset : offset + length]
+        return self.files[entry.path][offset : offset + length]
 
-    def _upload(self, kind: str, path: str, fileobj: BinaryIO, size: int) -> dict[str, Any]:
+    def _upload(self, kind: str, path: str, fileobj: BinaryIO, size: int) -> Entry:
         self.calls.append((kind, path))
         if self.fail_uploads:
             self.fail_uploads -= 1
@@ -52,10 +49,10 @@ class FakeStore:
         assert len(data) == size
         return self.put(path, data)
 
-    def create_file(self, path: str, fileobj: BinaryIO, size: int) -> dict[str, Any]:
+    def create_file(self, path: str, fileobj: BinaryIO, size: int) -> Entry:
         return self._upload("create", path, fileobj, size)
 
-    def replace_content(self, path: str, fileobj: BinaryIO, size: int) -> dict[str, Any]:
+    def replace_content(self, path: str, fileobj: BinaryIO, size: int) -> Entry:
         return self._upload("replace", path, fileobj, size)
 
     def unlink(self, path: str) -> None:
@@ -107,7 +104,7 @@ def test_a_seek_starts_over_with_a_small_request(pool):
 
 
 def test_a_failed_fetch_is_raised_then_refetched(pool, monkeypatch):
-    monkeypatch.setattr("orionfs.fs.openfiles.FAILURE_MEMORY", 0.0)
+    monkeypatch.setattr("orionfs.fs.readahead.FAILURE_MEMORY", 0.0)
     data = b"x" * (3 * MiB)
     failures = [1]
 
@@ -172,7 +169,7 @@ def test_a_new_file_renamed_before_close_is_uploaded_under_its_final_name(tmp_pa
     table.rename_pending("/.tmp123", "/target", target)
     table.release(fh)
     assert store.files["/target"] == b"new content"
-    assert store.ids["/target"] == target["id"]
+    assert store.ids["/target"] == target.id
     assert "/.tmp123" not in store.files
     assert [c for c in store.calls if c[0] != "read"] == [("replace", "/target")]
 

@@ -29,10 +29,13 @@ unless the folder already holds that display name.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from orionfs.client import wire
+
+if TYPE_CHECKING:
+    from orionfs.fs.entry import Entry
 
 __all__ = [
     "SLASH_SUBSTITUTE",
@@ -45,8 +48,6 @@ __all__ = [
 
 #: What a ``/`` inside an Orion name shows as: U+2215 DIVISION SLASH.
 SLASH_SUBSTITUTE = "\u2215"
-
-Entry = Mapping[str, Any]
 
 # Decides ties between entries of different resource types that share an id (ids are per type).
 _TYPE_ORDER = {
@@ -85,13 +86,11 @@ def is_plain(display: str) -> bool:
 
 def entry_sort_key(entry: Entry) -> tuple[int, int, int, str]:
     """The order of rule 2: null ids (virtual folders) first, then by id, type and name."""
-    rid = entry.get(wire.F_ID)
-    rtype = entry.get(wire.F_RESOURCE_TYPE)
     return (
-        0 if rid is None else 1,
-        rid if isinstance(rid, int) else 0,
-        _TYPE_ORDER.get(rtype, len(_TYPE_ORDER)) if isinstance(rtype, str) else len(_TYPE_ORDER),
-        entry.get(wire.F_NAME) or "",
+        0 if entry.id is None else 1,
+        entry.id or 0,
+        _TYPE_ORDER.get(entry.kind, len(_TYPE_ORDER)),
+        entry.name,
     )
 
 
@@ -106,13 +105,13 @@ def display_names(entries: Iterable[Entry]) -> dict[str, Entry]:
     losers: list[tuple[str, Entry]] = []
     # Rule 2 first, for every base, so that a literal "x (id 5)" keeps its name (rule 3).
     for entry in ordered:
-        base = display_base(entry.get(wire.F_NAME) or "")
+        base = display_base(entry.name)
         if base in names:
             losers.append((base, entry))
         else:
             names[base] = entry
     for base, entry in losers:
-        suffix = f" (id {entry.get(wire.F_ID)})"
+        suffix = f" (id {entry.id})"
         name = base + suffix
         while name in names:
             name += suffix

@@ -14,7 +14,10 @@ from typing import Any
 
 import mfusepy
 
-from orionfs.fuse.operations import _XATTR_PREFIX_BYTES, BLOCK_SIZE, ENOATTR, MountOptions, OrionFS
+from orionfs.fuse.operations import BLOCK_SIZE, MountOptions, OrionFS
+from orionfs.fuse.xattrs import ENOATTR, XATTR_PREFIX
+
+_XATTR_PREFIX_BYTES = XATTR_PREFIX.encode()
 
 logger = logging.getLogger(__name__)
 

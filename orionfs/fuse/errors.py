@@ -10,8 +10,6 @@ from __future__ import annotations
 import errno
 import functools
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -84,45 +82,35 @@ def errno_for(error: BaseException) -> int:
     return errno.EIO
 
 
-#: The FUSE calls being served: thread id -> (operation, monotonic start). One mount per process.
-_IN_FLIGHT: dict[int, tuple[str, float]] = {}
-
-
-def calls_in_flight() -> list[tuple[str, float]]:
-    """(operation, seconds running) of every FUSE call being served now."""
-    now = time.monotonic()
-    return [(name, now - started) for name, started in _IN_FLIGHT.copy().values()]
-
-
-def _boundary(method: F) -> F:
-    """Apply the errno table to everything a FUSE operation raises (once, here)."""
+def boundary(method: F) -> F:
+    """Apply the errno table to everything a FUSE operation raises (once, here), and record the
+    call in the operations object's ``calls`` (orionfs.fuse.calls.Calls)."""
 
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        me = threading.get_ident()
-        outer = me not in _IN_FLIGHT
-        if outer:
-            _IN_FLIGHT[me] = (method.__name__, time.monotonic())
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outer = self.calls.start(method.__name__)
+        failed = True
         try:
-            return method(*args, **kwargs)
+            result = method(self, *args, **kwargs)
+            failed = False
+            return result
         except mfusepy.FuseOSError:
             raise
-        except Exception as error:  # noqa: BLE001 - the boundary: everything becomes an errno
+        except Exception as error:  # the boundary: everything becomes an errno
             code = errno_for(error)
-            where = f"{method.__name__}{_describe_args(args[1:])}"
+            where = f"{method.__name__}{_describe_args(args)}"
             name = errno.errorcode.get(code, str(code))
             if not isinstance(error, exc.OrionError | OSError):
                 logger.error("unexpected error in %s: %r -> %s", where, error, name)
                 logger.debug("traceback of the failed %s", where, exc_info=True)
             elif code in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN):
                 logger.warning("%s failed: %s: %s -> %s", where, type(error).__name__, error, name)
-                logger.debug("traceback of the failed %s", where, exc_info=True)
             else:
                 logger.debug("%s -> %s (%s)", where, name, error)
             raise mfusepy.FuseOSError(code) from error
         finally:
             if outer:
-                _IN_FLIGHT.pop(me, None)
+                self.calls.end(failed)
 
     return wrapper  # type: ignore[return-value]
 
@@ -132,6 +120,6 @@ def _describe_args(args: Iterable[Any]) -> str:
     return "(" + ", ".join(shown)[:300] + ")"
 
 
-def _fail(code: int) -> mfusepy.FuseOSError:
+def fail(code: int) -> mfusepy.FuseOSError:
+    """The exception that answers ``code`` to the kernel."""
     return mfusepy.FuseOSError(code)
-

@@ -1,0 +1,167 @@
+"""Read-ahead over ranged requests of one remote file (``ReadAhead``; no FUSE, no errnos).
+
+Reads of a file not staged go through ``ReadAhead``: ranged requests whose size doubles (128 KiB, or
+the kernel's read if larger, up to 8 MiB) while the reads stay sequential, up to 64 MiB fetched ahead,
+in parallel; the first byte waits for one small request only, never for the whole download. Reads are
+answered with views of the fetched segments (no copy before the kernel's buffer).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+#: First ranged request of a reader: what the first byte waits for.
+MIN_SEGMENT: int = 128 << 10
+#: Largest ranged request of a sequential reader (segments double up to it).
+MAX_SEGMENT: int = 8 << 20
+#: Bytes kept in flight ahead of a sequential reader.
+READ_AHEAD_WINDOW: int = 64 << 20
+#: Seconds a failed ranged request answers reads of its range with the same error.
+FAILURE_MEMORY: float = 1.0
+
+
+class ReadAhead:
+    """Sequential-read accelerator over ranged requests of one remote file.
+
+    The file is fetched in *segments*. The first read fetches one small segment (``min_segment``)
+    holding it, so the first byte waits for that much only. While reads stay sequential, segments
+    are scheduled back to back ahead of the reader, each twice the size of the one before (up to
+    ``max_segment``), until ``window`` bytes beyond the read are in flight; they are fetched in
+    parallel by the shared pool. A read elsewhere (a seek) starts over with a small segment there.
+    Segments behind the reader are dropped, so memory stays within about ``window`` bytes.
+
+    Thread-safe; the kernel may have several reads of one file in flight (libfuse is
+    multi-threaded and reads ahead asynchronously), so "sequential" tolerates small disorder.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[int, int], bytes],
+        size: int,
+        pool: ThreadPoolExecutor,
+        min_segment: int = MIN_SEGMENT,
+        max_segment: int = MAX_SEGMENT,
+        window: int = READ_AHEAD_WINDOW,
+    ) -> None:
+        self._fetch = fetch
+        self.size = size
+        self._pool = pool
+        self._min = min_segment
+        self._max = max_segment
+        self._window = window
+        self._lock = threading.Lock()
+        self._segments: dict[int, tuple[int, Future[bytes]]] = {}  # start -> (length, data)
+        self._starts: list[int] = []  # sorted
+        self._next = 0  # end of the sequential run scheduled so far
+        self._segment = min_segment  # size of the next segment of the run
+        self._reads = 0
+        # The last failed fetch: (start, end, when, error). The kernel retries a failed read-ahead
+        # at once with a smaller read; answering that from here keeps a dead server's cost to one
+        # deadline per read() instead of two.
+        self._failure: tuple[int, int, float, BaseException] | None = None
+
+    def _add(self, start: int, length: int) -> None:
+        length = min(length, self.size - start)
+        if length <= 0 or start in self._segments:
+            return
+        self._segments[start] = (length, self._pool.submit(self._fetch, start, length))
+        bisect.insort(self._starts, start)
+
+    def _covering(self, offset: int) -> int | None:
+        index = bisect.bisect_right(self._starts, offset) - 1
+        if index >= 0:
+            start = self._starts[index]
+            if offset < start + self._segments[start][0]:
+                return start
+        return None
+
+    def _drop_before(self, offset: int) -> None:
+        while self._starts:
+            start = self._starts[0]
+            length, future = self._segments[start]
+            if start + length > offset:
+                break
+            future.cancel()
+            del self._segments[start]
+            self._starts.pop(0)
+
+    def _reset(self, offset: int) -> None:
+        for _, future in self._segments.values():
+            future.cancel()
+        self._segments.clear()
+        self._starts.clear()
+        self._next = offset
+        self._segment = self._min
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes ``[offset, offset + length)`` (fewer at the end of the file).
+
+        Raises whatever the fetch raised (the failed segment is forgotten, so a retry refetches it).
+        """
+        if offset >= self.size or length <= 0:
+            return b""
+        length = min(length, self.size - offset)
+        end = offset + length
+        with self._lock:
+            failure = self._failure
+            if failure is not None:
+                f_start, f_end, when, error = failure
+                if time.monotonic() - when < FAILURE_MEMORY and f_start <= offset < f_end:
+                    raise error
+                self._failure = None
+            self._reads += 1
+            covered = self._covering(offset) is not None
+            # sequential: inside what is scheduled, or just past it (reads may come out of order)
+            in_run = covered or self._next <= offset <= self._next + self._max
+            if not in_run:
+                self._reset(offset)
+            # the segments holding this read
+            while self._next < end:
+                self._add(self._next, max(self._segment, end - self._next))
+                self._next = min(self.size, self._next + max(self._segment, end - self._next))
+                if self._reads > 1:
+                    self._segment = min(self._segment * 2, self._max)
+            # read ahead of a sequential reader (not on a first, possibly lone, read)
+            if self._reads > 1 and in_run:
+                while self._next < min(self.size, end + self._window):
+                    self._add(self._next, self._segment)
+                    self._next = min(self.size, self._next + self._segment)
+                    self._segment = min(self._segment * 2, self._max)
+            self._drop_before(offset - self._max)
+            needed: list[tuple[int, int, Future[bytes]]] = []
+            position = offset
+            while position < end:
+                start = self._covering(position)
+                if start is None:  # a segment was cut short by a failure: fetch the gap
+                    self._add(position, end - position)
+                    start = position
+                seg_length, future = self._segments[start]
+                needed.append((start, seg_length, future))
+                position = start + seg_length
+        parts: list[bytes] = []
+        for start, _, future in needed:
+            try:
+                data = future.result()
+            except BaseException as error:
+                with self._lock:
+                    if start in self._segments and self._segments[start][1] is future:
+                        seg_length = self._segments[start][0]
+                        del self._segments[start]
+                        self._starts.remove(start)
+                        self._next = min(self._next, start)
+                        self._failure = (start, start + seg_length, time.monotonic(), error)
+                raise
+            lo = max(offset, start) - start
+            hi = min(end, start + len(data)) - start
+            # a view, not a copy: the kernel's buffer is filled straight from the segment
+            parts.append(memoryview(data)[lo:hi] if (lo, hi) != (0, len(data)) else data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def close(self) -> None:
+        """Cancel what is still queued and drop the buffered segments."""
+        with self._lock:
+            self._reset(0)
