@@ -81,3 +81,13 @@ def test_boundary_counts_each_operation_and_its_errors_once():
     assert counts["missing"].calls == 3
     assert counts["missing"].errors == 3
     assert ops.calls.in_flight() == []
+
+
+def test_each_mount_sees_only_its_own_calls_in_flight():
+    first, second = _Ops(), _Ops()
+    assert first.calls.start("read")
+    try:
+        assert [name for name, _ in first.calls.in_flight()] == ["read"]
+        assert second.calls.in_flight() == []
+    finally:
+        first.calls.end(failed=False)
