@@ -1,17 +1,23 @@
-"""orionfs.client.config: SessionConfig, config_dir, profiles.ini (perms, lookup, errors), in_orion."""
+"""orionfs.client.config: SessionConfig, config_dir, profiles.ini (perms, lookup, errors), in_orion and
+a job's configuration; APISession's lazy build; get_session's signature."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
+import requests
 
 from orionfs.client import config
-from orionfs.client.session import get_session, in_orion
+from orionfs.client import session as session_module
+from orionfs.client.session import OrionSession, get_session, in_orion
 from orionfs.exceptions import ProfileError, ValidationError
 
 TOKEN = "tok-abcdef0123456789"
@@ -134,32 +140,92 @@ def test_save_profile_refuses_empty_token_or_bad_name(cfg_dir):
         config.save_profile("bad]name", "http://h:1", "a", TOKEN)
 
 
-def test_get_session_arguments_override_profile_config(cfg_dir):
-    config.save_profile("default", "http://127.0.0.1:9", "alice", TOKEN, project=3)
-    session = get_session(request_timeout=5, retry_timeout=7, retry_dict={503: 1})
-    assert session.config.url == "http://127.0.0.1:9"
-    assert session.config.request_timeout == 5 and session.config.retry_timeout == 7
-    assert session.config.retry_dict == {503: 1}
-    assert session.get_default_output_folder() == "/project/3/user/alice"  # no request needed
+def test_get_session_has_the_documented_signature_and_returns_a_plain_requests_session():
+    params = inspect.signature(get_session).parameters
+    assert [(p.name, p.default) for p in params.values()] == [
+        ("retry_dict", None), ("request_timeout", 60), ("retry_timeout", 3600),
+        ("backoff_dict", None), ("log_failed_headers", False),
+    ]  # fmt: skip
+    http = get_session({400: 3, 404: 3, 500: 3}, request_timeout=10, retry_timeout=600)
+    assert isinstance(http, requests.Session) and not isinstance(http, OrionSession)
+    retry = http.get_adapter("https://orion.example.com/").max_retries
+    assert retry.status_retries == {400: 3, 404: 3, 500: 3} and retry.retry_timeout == 600
+    assert http.request_timeout == 10
 
 
-def test_api_session_is_built_lazily_from_the_profile(cfg_dir, monkeypatch):
-    from orionfs.client import session as session_module
-
-    lazy = session_module._LazySession()
-    assert "unbuilt" in repr(lazy)  # importing and holding it reads no profile
+def test_api_session_is_an_orion_session_built_lazily_from_the_profile(cfg_dir, monkeypatch):
+    lazy = session_module._LazyDefaultSession()
+    assert isinstance(session_module.APISession, OrionSession) and isinstance(lazy, OrionSession)
+    assert "not built" in repr(lazy)  # importing and holding it reads no profile
+    with pytest.raises(ProfileError):
+        lazy.config  # noqa: B018 - no profile yet: the build fails, and is tried again later
     config.save_profile("p2", "http://127.0.0.1:9", "bob", TOKEN)
     monkeypatch.setenv(config.PROFILE_ENV, "p2")
     assert lazy.config.username == "bob"
     assert lazy.is_authenticated() is True
 
 
-def test_in_orion_follows_orion_job_variables(monkeypatch):
+def test_api_session_is_built_once_when_threads_race_to_it(cfg_dir, monkeypatch):
+    config.save_profile("default", "http://127.0.0.1:9", "carol", TOKEN, project=4)
+    real = session_module.OrionSession.__init__
+    builds = []
+
+    def slow_init(self, *args, **kwargs):
+        builds.append(threading.get_ident())
+        time.sleep(0.2)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(session_module.OrionSession, "__init__", slow_init)
+    lazy = session_module._LazyDefaultSession()
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(lazy.config.username)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == ["carol"] * 8 and len(builds) == 1
+    assert lazy.get_default_output_folder() == "/project/4/user/carol"  # no request needed
+
+
+def _clear_orion_env(monkeypatch):
     for key in list(os.environ):
         if key.startswith("ORION_"):
             monkeypatch.delenv(key)
+
+
+def test_in_orion_is_true_only_with_orion_job_id(monkeypatch):
+    _clear_orion_env(monkeypatch)
     assert in_orion() is False
     monkeypatch.setenv("ORION_PROFILE", "x")
-    assert in_orion() is False  # the client's own variable does not count
+    monkeypatch.setenv("ORION_API_URL", "http://127.0.0.1:9")
+    assert in_orion() is False  # other ORION_* variables do not count
     monkeypatch.setenv("ORION_JOB_ID", "1234")
     assert in_orion() is True
+
+
+def test_inside_a_job_every_profile_is_the_jobs_configuration(cfg_dir, monkeypatch, server):
+    _clear_orion_env(monkeypatch)
+    config.save_profile("default", "http://127.0.0.1:9", "alice", TOKEN)
+    monkeypatch.setenv("ORION_JOB_ID", "77")
+    monkeypatch.setenv("ORION_API_URL", server.url)
+    monkeypatch.setenv("ORION_API_TOKEN", server.token)
+    monkeypatch.setenv("ORION_USERNAME", server.username)
+    monkeypatch.setenv("ORION_PROJECT_ID", str(server.project_id))
+    for profile in (None, "default", "no-such-profile"):
+        conf = config.get_profile_config(profile)
+        assert (conf.url, conf.token, conf.username, conf.project) == (
+            server.url, server.token, server.username, server.project_id,
+        )  # fmt: skip
+    with OrionSession(config=config.get_profile_config().replace(request_timeout=10)) as job:
+        home = job.get_default_output_folder()
+        assert job.stat_path(home)["resource_type"] == "folder"
+
+
+def test_inside_a_job_without_a_token_variable_is_profile_error(cfg_dir, monkeypatch):
+    _clear_orion_env(monkeypatch)
+    monkeypatch.setenv("ORION_JOB_ID", "77")
+    monkeypatch.setenv("ORION_URL", "http://127.0.0.1:9")
+    with pytest.raises(ProfileError, match="ORION_API_TOKEN"):
+        config.get_profile_config("default")
+    monkeypatch.setenv("ORION_TOKEN", TOKEN)
+    assert config.get_profile_config().token == TOKEN

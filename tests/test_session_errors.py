@@ -9,8 +9,10 @@ import socket
 import time
 
 import pytest
+import requests
 
 from orionfs.client import wire
+from orionfs.client.session import get_session
 from orionfs.exceptions import (
     AuthorizationRequired,
     BadResponse,
@@ -229,3 +231,50 @@ def test_exception_keeps_response_and_message_names_the_detail(session, session_
         session.stat_path(f"{session_home}/nothing-here")
     assert info.value.response.status_code == 404
     assert "404" in str(info.value)
+
+
+# --- get_session: a plain requests.Session with the same retry policy ---------------------------
+VERSIONS_KEY = "GET " + wire.VERSIONS
+
+
+def _auth(server) -> dict[str, str]:
+    return {"Authorization": f"Token {server.token}"}
+
+
+def test_get_session_retries_503_twice_then_gets_200_in_three_requests(server):
+    http = get_session({503: 3}, request_timeout=10, retry_timeout=600,
+                       backoff_dict={503: (0.01, 0.05)})  # fmt: skip
+    server.reset_counters()
+    server.set_faults(status=503, count=2, path_prefix=wire.VERSIONS)
+    with http:
+        response = http.get(server.url + wire.VERSIONS, headers=_auth(server))
+    assert response.status_code == 200
+    assert server.count(VERSIONS_KEY) == 3
+
+
+def test_get_session_returns_the_last_answer_when_its_retries_run_out(server):
+    http = get_session({503: 1}, request_timeout=10, backoff_dict={503: (0.01, 0.05)})
+    server.reset_counters()
+    server.set_faults(status=503, count=5, path_prefix=wire.VERSIONS)
+    with http:
+        assert http.get(server.url + wire.VERSIONS, headers=_auth(server)).status_code == 503
+    assert server.count(VERSIONS_KEY) == 2
+
+
+def test_get_session_gives_every_request_without_a_timeout_request_timeout(server):
+    http = get_session(request_timeout=0.5, retry_timeout=30)
+    server.set_faults(stall=5, count=1, path_prefix=wire.VERSIONS)
+    server.reset_counters()
+    with http:
+        response, elapsed = _timed(lambda: http.get(server.url + wire.VERSIONS,
+                                                    headers=_auth(server)))  # fmt: skip
+    assert response.status_code == 200  # the stalled first try timed out after 0.5 s, then a retry
+    assert 0.5 <= elapsed < 4.0
+    assert server.count(VERSIONS_KEY) == 2
+
+
+def test_get_session_timeout_of_a_post_is_read_timeout(server):
+    http = get_session(request_timeout=0.5)
+    server.set_faults(stall=5, count=1, path_prefix=wire.PATHS_GET)
+    with http, pytest.raises(requests.exceptions.ReadTimeout):
+        http.post(server.url + wire.PATHS_GET, json={"items": []}, headers=_auth(server))

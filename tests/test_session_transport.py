@@ -1,5 +1,5 @@
-"""orionfs.client.transport without the Orion server: streamed bodies, the Retry policy, the
-adapter; the session's cookie and credential rules against a stdlib stub on loopback."""
+"""orionfs.client.bodies and .transport without the Orion server: streamed bodies, the Retry policy,
+the adapter; the session's cookie and credential rules against a stdlib stub on loopback."""
 
 from __future__ import annotations
 
@@ -15,16 +15,10 @@ import pytest
 from urllib3.exceptions import MaxRetryError
 from urllib3.response import HTTPResponse
 
+from orionfs.client.bodies import SEND_BLOCK_SIZE, multipart_body, raw_body
 from orionfs.client.config import SessionConfig
 from orionfs.client.session import OrionSession
-from orionfs.client.transport import (
-    MIN_POOL_SIZE,
-    SEND_BLOCK_SIZE,
-    OrionHTTPAdapter,
-    build_retry,
-    multipart_body,
-    raw_body,
-)
+from orionfs.client.transport import MIN_POOL_SIZE, OrionHTTPAdapter, build_retry
 from orionfs.exceptions import ValidationError
 
 

@@ -5,6 +5,14 @@ one INI section per profile with keys ``url``, ``username``, ``token`` and optio
 file holds tokens, so like ssh we keep it 0600 in a 0700 folder, create it that way, and refuse to
 read a file that group or others can read (``save_profile`` repairs the permissions).
 
+Inside an Orion job (:func:`in_orion`: ``ORION_JOB_ID`` is set) there is no profiles file: the
+platform hands the job its connection in environment variables, and :func:`get_profile_config`
+returns that configuration whatever profile is asked for. Which variables the platform sets is not
+public (shared/orion-api.md); ours are an inference, kept in ``JOB_*_ENVS`` so that they can be
+corrected in one place: url from ``ORION_API_URL`` (else ``ORION_URL``), token from
+``ORION_API_TOKEN`` (else ``ORION_TOKEN``), username from ``ORION_USERNAME``, project from
+``ORION_PROJECT_ID`` (else ``ORION_PROJECT``).
+
 Nothing here reads the environment at import time; every function reads it when called.
 """
 
@@ -33,10 +41,12 @@ __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
     "DEFAULT_RETRY_DICT",
     "DEFAULT_RETRY_TIMEOUT",
+    "JOB_ID_ENV",
     "PROFILE_ENV",
     "SessionConfig",
     "config_dir",
     "get_profile_config",
+    "in_orion",
     "list_profiles",
     "profiles_path",
     "save_profile",
@@ -64,6 +74,13 @@ DEFAULT_READ_RETRIES: int = 2
 DEFAULT_POOL_SIZE: int = 32
 DEFAULT_PROFILE: str = "default"
 PROFILE_ENV: str = "ORION_PROFILE"
+#: Set by the platform inside an Orion job (its id).
+JOB_ID_ENV: str = "ORION_JOB_ID"
+#: Where a job's connection comes from, first variable set wins (inferred, see the module docstring).
+JOB_URL_ENVS: tuple[str, ...] = ("ORION_API_URL", "ORION_URL")
+JOB_TOKEN_ENVS: tuple[str, ...] = ("ORION_API_TOKEN", "ORION_TOKEN")
+JOB_USERNAME_ENVS: tuple[str, ...] = ("ORION_USERNAME",)
+JOB_PROJECT_ENVS: tuple[str, ...] = ("ORION_PROJECT_ID", "ORION_PROJECT")
 CONFIG_DIR_ENV: str = "ORIONFS_CONFIG_DIR"
 PROFILES_FILE: str = "profiles.ini"
 
@@ -158,12 +175,51 @@ def _parse_project(value: str | None, path: Path, name: str) -> int | None:
         raise ProfileError(f"profile '{name}' in '{path}': project must be an integer") from exc
 
 
+def in_orion() -> bool:
+    """True inside an Orion job: ``ORION_JOB_ID`` is set (other ``ORION_*`` variables do not count)."""
+    return bool(os.environ.get(JOB_ID_ENV))
+
+
+def _first_env(names: tuple[str, ...]) -> tuple[str, str]:
+    """(value, name) of the first of ``names`` set to a non-blank value, else ("", "")."""
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value, name
+    return "", ""
+
+
+def _job_config() -> SessionConfig:
+    """The configuration the platform gives a job; raises ProfileError naming what is missing."""
+    url, _ = _first_env(JOB_URL_ENVS)
+    token, _ = _first_env(JOB_TOKEN_ENVS)
+    if not url or not token:
+        names = ", ".join(JOB_URL_ENVS if not url else JOB_TOKEN_ENVS)
+        raise ProfileError(f"inside an Orion job ({JOB_ID_ENV} is set), but none of {names} is set")
+    project, project_var = _first_env(JOB_PROJECT_ENVS)
+    try:
+        project_id = int(project) if project else None
+    except ValueError as exc:
+        raise ProfileError(f"{project_var} must be an integer") from exc
+    return SessionConfig(
+        url=url,
+        username=_first_env(JOB_USERNAME_ENVS)[0],
+        token=token,
+        profile=f"job {os.environ.get(JOB_ID_ENV, '').strip()}",
+        project=project_id,
+    )
+
+
 def get_profile_config(profile: str | None = None) -> SessionConfig:
     """The SessionConfig of a profile: ``profile``, else ``$ORION_PROFILE``, else ``default``.
 
-    Raises ProfileError (naming the file) when the file is missing or unsafe, the profile is absent,
-    or it lacks a url or token.
+    Inside an Orion job (:func:`in_orion`) the job's configuration from the environment, whatever
+    ``profile`` is (see the module docstring for the variables). Raises ProfileError (naming the
+    file) when the file is missing or unsafe, the profile is absent, or it lacks a url or token;
+    inside a job, when the job's url or token variable is not set.
     """
+    if in_orion():
+        return _job_config()
     name = profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
     path = profiles_path()
     parser = _read_profiles(path)

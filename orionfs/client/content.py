@@ -8,9 +8,10 @@ import requests
 import urllib3.exceptions
 
 from orionfs.client import wire
+from orionfs.client.bodies import raw_body
 from orionfs.client.core import ResourceRef, check_int, check_path
 from orionfs.client.resources import ResourcesMixin
-from orionfs.client.transport import raw_body, transport_error
+from orionfs.client.transport import transport_error
 from orionfs.client.types import File
 from orionfs.exceptions import BadResponse, ValidationError
 

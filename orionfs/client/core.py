@@ -21,7 +21,13 @@ import urllib3.exceptions
 
 from orionfs.client import wire
 from orionfs.client.config import DEFAULT_RETRY_DICT, SessionConfig, get_profile_config
-from orionfs.client.transport import OrionHTTPAdapter, TokenAuth, build_retry, transport_error
+from orionfs.client.transport import (
+    OrionHTTPAdapter,
+    TokenAuth,
+    build_retry,
+    redact,
+    transport_error,
+)
 from orionfs.client.types import Link, OrionResource, ResourceKey, User, resource_class
 from orionfs.exceptions import (
     BadResponse,
@@ -34,10 +40,6 @@ __all__ = ["ResourceRef", "SessionCore", "check_int", "check_path", "entry_list"
 
 logger = logging.getLogger(__name__)
 
-_REDACTED = "<redacted>"
-_SECRET_HEADERS = frozenset(
-    {wire.AUTH_HEADER.lower(), "cookie", "set-cookie", "proxy-authorization"}
-)
 #: Endpoints that the server makes idempotent although they are POSTs (sets of tags / shares; a
 #: read-only lookup): they may be retried like GETs.
 _IDEMPOTENT_POSTS = (
@@ -47,11 +49,6 @@ _IDEMPOTENT_POSTS = (
 )
 #: How a caller may name a resource: a ResourceKey, an object, an Entry/link dict, or a Link.
 ResourceRef = ResourceKey | OrionResource | Mapping[str, Any] | Link
-
-
-def redact(headers: Mapping[str, str]) -> dict[str, str]:
-    """Headers with credential values replaced, safe to log."""
-    return {k: (_REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
 
 
 def check_int(value: Any, what: str) -> int:

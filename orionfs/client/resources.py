@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from orionfs.client import wire
+from orionfs.client.bodies import multipart_body
 from orionfs.client.core import ResourceRef, SessionCore, check_int
-from orionfs.client.transport import multipart_body
 from orionfs.client.types import Link, OrionResource, ResourceKey, Shard, resource_class
 from orionfs.exceptions import ValidationError
 

@@ -11,6 +11,11 @@
 - ``orionfs.client.content``: ``read_range``, ``download_file``, ``upload_file``,
   ``replace_file_content``.
 
+Module functions, as documented for orionclient: ``in_orion()``, ``get_profile_config(profile=None)``
+(both in ``orionfs.client.config``) and ``get_session(...)``, which returns a plain retrying
+``requests.Session``, not an OrionSession. ``APISession`` is the OrionSession of the default profile,
+built on first use.
+
 Errors common to every method that talks to the server: ``InvalidCredentials`` (401 or no token),
 ``AuthorizationRequired`` (403), ``NotFoundResponse`` (404), ``RateLimitedResponse`` (429 after its
 retries), ``BadResponse`` (other 4xx, e.g. 400 bad input, 409 conflict), ``OrionServiceError`` (5xx after
@@ -37,23 +42,26 @@ issue 2766), so this is why sharing ours is safe:
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
 
+import requests
+
 from orionfs.client.account import AccountMixin
 from orionfs.client.config import (
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_RETRY_DICT,
     DEFAULT_RETRY_TIMEOUT,
-    PROFILE_ENV,
     SessionConfig,
     get_profile_config,
+    in_orion,
 )
 from orionfs.client.content import ContentMixin
 from orionfs.client.paths import PathsMixin
 from orionfs.client.resources import ResourcesMixin
 from orionfs.client.sharing import SharingMixin
+from orionfs.client.transport import RetryingSession
 
 __all__ = [
     "APISession",
@@ -69,21 +77,11 @@ class OrionSession(PathsMixin, SharingMixin, AccountMixin, ContentMixin, Resourc
     """An HTTP session authenticated against Orion, for getting and creating Orion resources.
 
     ``OrionSession(config=None, orion_versions=None, requests_session=None)``: ``config`` defaults
-    to :func:`get_profile_config` (``ORION_PROFILE`` or ``default``); ``orion_versions`` is the
-    server's API versions if already known (else fetched on demand by ``check_api_versions``);
-    ``requests_session`` is used instead of a new one (the session's retry adapters are mounted on
-    it for the configured URL).
+    to :func:`get_profile_config` (``ORION_PROFILE`` or ``default``; inside an Orion job, the job's
+    configuration); ``orion_versions`` is the server's API versions if already known (else fetched
+    on demand by ``check_api_versions``); ``requests_session`` is used instead of a new one (the
+    session's retry adapters are mounted on it for the configured URL).
     """
-
-
-def in_orion() -> bool:
-    """True inside an Orion job: ``ORION_JOB_ID`` (or another platform ``ORION_*`` variable) is set.
-
-    ``ORION_PROFILE`` is the client's own variable, so it does not count.
-    """
-    if os.environ.get("ORION_JOB_ID"):
-        return True
-    return any(k.startswith("ORION_") and k != PROFILE_ENV for k in os.environ)
 
 
 def get_session(
@@ -92,49 +90,66 @@ def get_session(
     retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
     backoff_dict: Mapping[int, tuple[float, float]] | None = None,
     log_failed_headers: bool = False,
-    config: SessionConfig | None = None,
-    profile: str | None = None,
-) -> OrionSession:
-    """A new OrionSession for ``config`` (default: the profile ``profile``/``ORION_PROFILE``/default).
+) -> requests.Session:
+    """A plain ``requests.Session`` (no Orion credentials) that retries per status code.
 
-    The arguments override the config's fields (``retry_dict``/``backoff_dict`` only when given).
-    Raises ProfileError when no config is given and the profile cannot be loaded.
+    ``retry_dict``: status -> retries (default ``DEFAULT_RETRY_DICT``: 429 and 5xx); only
+    idempotent methods are retried on a bad status (any method on 429). ``backoff_dict``: status ->
+    (base, cap) seconds of the jittered backoff. ``retry_timeout``: seconds after a request's first
+    failure after which no retry starts. ``request_timeout``: seconds, for every request that does
+    not pass its own ``timeout`` (below 60 s is discouraged against Orion, whose load balancer
+    allows 60 s). ``log_failed_headers``: log the redacted headers of failed requests.
     """
-    base = config if config is not None else get_profile_config(profile)
-    changes: dict[str, Any] = {
-        "request_timeout": float(request_timeout),
-        "retry_timeout": float(retry_timeout),
-        "log_failed_headers": bool(log_failed_headers),
-    }
-    if retry_dict is not None:
-        changes["retry_dict"] = dict(retry_dict)
-    if backoff_dict is not None:
-        changes["backoff_dict"] = dict(backoff_dict)
-    return OrionSession(config=base.replace(**changes))
+    return RetryingSession(
+        retry_dict=dict(retry_dict) if retry_dict is not None else DEFAULT_RETRY_DICT,
+        request_timeout=float(request_timeout),
+        retry_timeout=float(retry_timeout),
+        backoff_dict=dict(backoff_dict) if backoff_dict is not None else None,
+        log_failed_headers=bool(log_failed_headers),
+    )
 
 
-class _LazySession:
-    """A proxy that builds the default OrionSession on first attribute access (thread-safe)."""
+class _LazyDefaultSession(OrionSession):
+    """The OrionSession of the default profile, built on first use, once, under a lock.
 
-    def __init__(self) -> None:
-        self._session: OrionSession | None = None
-        self._lock = threading.Lock()
+    Construction reads nothing; the first access to the session's state (``config``, the
+    connection pool...) runs ``OrionSession.__init__`` with the default config. A build that fails
+    (e.g. no profiles file: ProfileError) raises, and the next access tries again.
+    """
 
-    def _get(self) -> OrionSession:
-        with self._lock:
-            if self._session is None:
-                self._session = get_session()
-            return self._session
+    def __init__(self) -> None:  # OrionSession.__init__ runs later, in _build
+        self._build_lock = threading.RLock()
+        self._built = False
+        self._building = False
+
+    def _build(self) -> None:
+        with self._build_lock:
+            if self._built or self._building:
+                return
+            self._building = True
+            try:
+                OrionSession.__init__(self)
+                self._built = True
+            finally:
+                self._building = False
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        # Called only for attributes not found: before the build, the session's state. Another
+        # thread waits on the lock for the build; this thread, inside its own build, gets the
+        # AttributeError of an attribute that is not set yet.
+        if name.startswith("__") or self.__dict__.get("_built", True):
             raise AttributeError(name)
-        return getattr(self._get(), name)
+        self._build()
+        return object.__getattribute__(self, name)
+
+    def close(self) -> None:
+        if self._built:
+            super().close()
 
     def __repr__(self) -> str:
-        state = "unbuilt" if self._session is None else repr(self._session)
-        return f"<APISession {state}>"
+        return super().__repr__() if self._built else "<APISession, not built yet>"
 
 
-#: The default session (profile ``ORION_PROFILE`` or ``default``), built on first use.
-APISession: Any = _LazySession()
+#: The default session (profile ``ORION_PROFILE`` or ``default``; inside a job, the job's), an
+#: OrionSession built on first use.
+APISession: OrionSession = _LazyDefaultSession()

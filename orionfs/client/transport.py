@@ -1,4 +1,4 @@
-"""HTTP transport policy for OrionSession: declared retries, the connection pool, streamed bodies.
+"""HTTP transport policy: declared retries, the connection pool, credentials, transport errors.
 
 - :class:`OrionRetry` is a ``urllib3.util.Retry`` with per-status retry counts (``retry_dict``),
   per-status decorrelated-jitter backoff (``backoff_dict``), ``Retry-After`` honoured, and an overall
@@ -8,23 +8,21 @@
 - :class:`OrionHTTPAdapter` mounts it with a pool of at least 16 connections and 1 MiB send blocks.
 - :class:`TokenAuth` puts the token on each request (as requests' ``auth``, so a ``~/.netrc`` entry for
   the host can never replace it, and requests does not read that file on every call).
-- :func:`transport_error` maps a requests/urllib3 transport failure to the orionfs exception.
-- :class:`StreamingBody` is a sized, rewindable, file-like request body over a chunk generator;
-  :func:`multipart_body` and :func:`raw_body` build one, so uploads are never held in memory.
+- :func:`transport_error` maps a requests/urllib3 transport failure to the orionfs exception;
+  :func:`redact` makes headers safe to log.
+- :class:`RetryingSession` is the plain ``requests.Session`` of ``get_session``: the same retries,
+  and a timeout on every request.
+
+The streamed request bodies are in ``orionfs.client.bodies``.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import os
 import random
-import stat
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Mapping
+from typing import Any
 
 import requests
 import urllib3.exceptions
@@ -34,18 +32,17 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from orionfs.client import wire
+from orionfs.client.bodies import SEND_BLOCK_SIZE
 from orionfs.client.config import (
     DEFAULT_BACKOFF,
     DEFAULT_CONNECT_RETRIES,
     DEFAULT_POOL_SIZE,
     DEFAULT_READ_RETRIES,
 )
-from orionfs.exceptions import OrionConnectionError, OrionError, OrionTimeout, ValidationError
+from orionfs.exceptions import OrionConnectionError, OrionError, OrionTimeout
 
 logger = logging.getLogger(__name__)
 
-#: Bytes per send() of a request body and per read of an upload's source file.
-SEND_BLOCK_SIZE = 1 << 20
 #: The pool never has fewer connections than this (the mount runs many threads).
 MIN_POOL_SIZE = 16
 #: Statuses that mean the server did not process the request (the rate limiter answers before any
@@ -222,203 +219,61 @@ def transport_error(exc: BaseException) -> OrionError:
     return OrionConnectionError(f"cannot reach the server: {exc}")
 
 
-class StreamingBody(io.RawIOBase):
-    """A sized, rewindable request body whose bytes come from a generator made on demand.
-
-    requests sends ``Content-Length: len(body)`` and urllib3 reads it in blocks; on a retry urllib3
-    rewinds it with ``seek(0)``, which starts a fresh generator (the source files are seeked back by
-    the generator itself). Raises OSError from ``seek`` when the source cannot be rewound.
-    """
-
-    def __init__(self, make_chunks: Callable[[], Iterator[bytes]], length: int, content_type: str):
-        super().__init__()
-        self._make_chunks = make_chunks
-        self._length = length
-        self.content_type = content_type
-        self._chunks: Iterator[bytes] | None = None
-        self._pending = memoryview(b"")
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._length
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_CUR and offset == 0:
-            return self._pos
-        if whence == os.SEEK_END and offset == 0:
-            # Only for length probes; reading after this starts over from the beginning.
-            return self._length
-        if whence != os.SEEK_SET or offset != 0:
-            raise OSError("a streaming body can only be rewound to its start")
-        self._chunks = None
-        self._pending = memoryview(b"")
-        self._pos = 0
-        return 0
-
-    def read(self, size: int | None = -1) -> bytes | memoryview:  # type: ignore[override]
-        if size is None or size < 0:
-            parts = []
-            while chunk := self.read(SEND_BLOCK_SIZE):
-                parts.append(bytes(chunk))
-            return b"".join(parts)
-        if self._chunks is None:
-            self._chunks = self._make_chunks()
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return b""
-            self._pending = memoryview(chunk)
-        out = self._pending[:size]
-        self._pending = self._pending[size:]
-        self._pos += len(out)
-        return out
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-FileSpec = (
-    Any  # fileobj | bytes | (filename, fileobj_or_bytes) | (filename, fileobj_or_bytes, size)
+_REDACTED = "<redacted>"
+_SECRET_HEADERS = frozenset(
+    {wire.AUTH_HEADER.lower(), "cookie", "set-cookie", "proxy-authorization"}
 )
 
 
-def _source_size(fileobj: IO[bytes], size: int | None) -> tuple[int, int | None]:
-    """(bytes to send, start offset or None when the source cannot seek).
+def redact(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers with credential values replaced, safe to log."""
+    return {k: (_REDACTED if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
 
-    Raises ValidationError when the size cannot be known.
+
+class RetryingSession(requests.Session):
+    """A plain ``requests.Session`` with declared retries and a timeout on every request.
+
+    ``retry_dict`` (status -> retries), ``backoff_dict`` (status -> (base, cap) seconds) and
+    ``retry_timeout`` (the overall retry deadline) make one :class:`OrionRetry`, mounted for
+    ``http://`` and ``https://``. A request without an explicit ``timeout`` gets
+    ``request_timeout``. Answers are returned whatever their status, as by requests (after the
+    retries for a bad status ran out, the last answer); ``log_failed_headers`` logs the (redacted)
+    headers of a failed request.
     """
-    start: int | None = None
-    try:
-        if fileobj.seekable():
-            start = fileobj.tell()
-    except (AttributeError, OSError, ValueError):
-        start = None
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ValidationError(f"size must be a non-negative integer, not {size!r}")
-        return size, start
-    try:
-        info = os.fstat(fileobj.fileno())
-        if stat.S_ISREG(info.st_mode):  # a pipe or socket reports 0, not its length
-            return info.st_size - (start or 0), start
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        pass
-    if start is not None:
-        end = fileobj.seek(0, os.SEEK_END)
-        fileobj.seek(start)
-        return end - start, start
-    raise ValidationError("size is required for a source that cannot seek")
 
+    def __init__(
+        self,
+        retry_dict: Mapping[int, int],
+        request_timeout: float,
+        retry_timeout: float | None,
+        backoff_dict: Mapping[int, tuple[float, float]] | None = None,
+        log_failed_headers: bool = False,
+    ) -> None:
+        super().__init__()
+        self.request_timeout = request_timeout
+        self.log_failed_headers = log_failed_headers
+        adapter = OrionHTTPAdapter(build_retry(retry_dict, backoff_dict, retry_timeout))
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
 
-def _as_fileobj(source: Any) -> IO[bytes]:
-    if isinstance(source, bytes | bytearray | memoryview):
-        return io.BytesIO(bytes(source))
-    if not hasattr(source, "read"):
-        raise ValidationError(f"not a binary file object or bytes: {type(source).__name__}")
-    return source
-
-
-def _file_chunks(fileobj: IO[bytes], start: int | None, size: int) -> Iterator[bytes]:
-    """Exactly ``size`` bytes of ``fileobj`` from ``start``; raises ValidationError if it is short."""
-    if start is not None:
-        fileobj.seek(start)
-    remaining = size
-    while remaining > 0:
-        chunk = fileobj.read(min(SEND_BLOCK_SIZE, remaining))
-        if not chunk:
-            raise ValidationError(f"the source ended {remaining} bytes before its size of {size}")
-        remaining -= len(chunk)
-        yield chunk
-
-
-def raw_body(source: Any, size: int | None = None) -> StreamingBody:
-    """A streamed ``application/octet-stream`` body of ``size`` bytes (default: to the end)."""
-    fileobj = _as_fileobj(source)
-    length, start = _source_size(fileobj, size)
-    if start is None:
-        used = False
-
-        def once() -> Iterator[bytes]:
-            nonlocal used
-            if used:
-                raise OSError("the upload source cannot seek, so it cannot be sent again")
-            used = True
-            return _file_chunks(fileobj, None, length)
-
-        return StreamingBody(once, length, wire.OCTET_STREAM)
-    return StreamingBody(lambda: _file_chunks(fileobj, start, length), length, wire.OCTET_STREAM)
-
-
-def _form_value(value: Any, name: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bool):
-        return (wire.TRUE if value else wire.FALSE).encode()
-    if name in wire.JSON_FORM_FIELDS or isinstance(value, list | tuple | dict):
-        return json.dumps(value).encode()
-    return str(value).encode()
-
-
-def _quote_header(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
-
-
-def multipart_body(fields: Mapping[str, Any], files: Mapping[str, FileSpec]) -> StreamingBody:
-    """A streamed ``multipart/form-data`` body: form ``fields`` then the file parts.
-
-    Each ``files`` value is a binary file object, bytes, ``(filename, source)`` or
-    ``(filename, source, size)``. The Content-Length is computed up front; file parts are read in
-    1 MiB blocks while sending. Raises ValidationError for a source of unknown size.
-    """
-    boundary = f"orionfs-{uuid.uuid4().hex}"
-    crlf = b"\r\n"
-    pieces: list[bytes | tuple[IO[bytes], int | None, int]] = []
-    for name, value in fields.items():
-        if value is None:
-            continue
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header(name)}"\r\n\r\n'
-        ).encode()
-        pieces.append(head + _form_value(value, name) + crlf)
-    for name, spec in files.items():
-        filename, source, size = name, spec, None
-        if isinstance(spec, Sequence) and not isinstance(spec, bytes | bytearray | str):
-            filename, source, *rest = spec
-            size = rest[0] if rest else None
-        fileobj = _as_fileobj(source)
-        length, start = _source_size(fileobj, size)
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header(name)}"; '
-            f'filename="{_quote_header(str(filename))}"\r\n'
-            f"{wire.H_CONTENT_TYPE}: {wire.OCTET_STREAM}\r\n\r\n"
-        ).encode()
-        pieces.append(head)
-        pieces.append((fileobj, start, length))
-        pieces.append(crlf)
-    pieces.append(f"--{boundary}--\r\n".encode())
-    total = sum(p[2] if isinstance(p, tuple) else len(p) for p in pieces)
-    sent_once = False
-
-    def chunks() -> Iterator[bytes]:
-        nonlocal sent_once
-        if sent_once and any(isinstance(p, tuple) and p[1] is None for p in pieces):
-            raise OSError("an upload source cannot seek, so the body cannot be sent again")
-        sent_once = True
-        for piece in pieces:
-            if isinstance(piece, tuple):
-                yield from _file_chunks(*piece)
-            else:
-                yield piece
-
-    return StreamingBody(chunks, total, f"multipart/form-data; boundary={boundary}")
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        """Send with ``request_timeout`` unless the caller gave a timeout (every request, redirects
+        included, goes through here)."""
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.request_timeout
+        try:
+            response = super().send(request, **kwargs)
+        except requests.exceptions.RequestException:
+            if self.log_failed_headers:
+                logger.warning(
+                    "%s %s failed; request headers: %s",
+                    request.method, request.url, redact(request.headers),
+                )  # fmt: skip
+            raise
+        if self.log_failed_headers and response.status_code >= 400:
+            logger.warning(
+                "%s %s -> %s; request headers: %s; response headers: %s",
+                request.method, request.url, response.status_code,
+                redact(request.headers), redact(response.headers),
+            )  # fmt: skip
+        return response

@@ -15,8 +15,14 @@ from typing import Final
 from urllib.parse import quote
 
 # --- Authentication -------------------------------------------------------------------------------
+# The client sends ``Authorization: Token <token>`` (scheme, one space, token). The orionclient
+# documentation writes the header as ``Token:<token-value>``; we read that as the header's name and
+# value run together, not as a colon in the value, because the API looks like Django REST Framework
+# (trailing-slash URLs), whose TokenAuthentication splits the value on whitespace and ignores a
+# value whose first word is not exactly ``Token``, so ``Token:<t>`` would be refused there, while
+# ``Token <t>`` is the form it documents. Our server accepts both forms; the client sends one.
 AUTH_HEADER: Final = "Authorization"
-AUTH_SCHEME: Final = "Token"  # header value is "Token <token>"
+AUTH_SCHEME: Final = "Token"
 
 # --- Resource wire names (the ``resource_type`` values) -----------------------------------------
 FILE: Final = "file"
@@ -211,5 +217,5 @@ def content_path(resource_type: str) -> str:
 
 
 def auth_header_value(token: str) -> str:
-    """The ``Authorization`` header value for a token."""
+    """The ``Authorization`` header value for a token: ``Token <token>`` (see AUTH_SCHEME)."""
     return f"{AUTH_SCHEME} {token}"
