@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from orionfs.client import wire
 from orionfs.client.session import OrionSession
 from orionfs.exceptions import (
     AlreadyExists,
@@ -29,6 +30,7 @@ from orionfs.exceptions import (
     ValidationError,
 )
 from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
+from orionfs.fs.entry import Entry
 
 LS = "GET /api/v1/storage/ls/"
 STAT = "GET /api/v1/storage/stat/"
@@ -115,8 +117,8 @@ def test_listing_1000_entries_costs_ceil_n_over_page_requests_then_no_request_pe
     assert total(server) == math.ceil(1000 / PAGE)
     for name in names:
         entry = cache.lookup(f"/{name}")
-        assert entry["name"] == name and entry["resource_type"] == "folder"
-        assert cache.tags(f"/{name}") == []
+        assert entry.name == name and entry.kind == "folder"
+        assert entry.tags == ()
     assert total(server) == math.ceil(1000 / PAGE)  # zero per-entry requests
 
 
@@ -152,7 +154,7 @@ def test_plain_name_lookup_without_listing_is_one_stat_and_cached_both_ways(
 ) -> None:
     upload(session, session_workdir, "a.txt", b"hello")
     server.reset_counters()
-    assert cache.lookup("/a.txt")["size"] == 5
+    assert cache.lookup("/a.txt").size == 5
     assert server.count(STAT) == 1 and total(server) == 1
     with pytest.raises(NotFoundResponse):
         cache.lookup("/missing")
@@ -174,9 +176,9 @@ def test_non_plain_name_lookup_lists_the_parent_once(
     first = upload(session, session_workdir, "x")
     second = upload(session, session_workdir, "x")
     server.reset_counters()
-    assert cache.lookup(f"/x (id {second.id})")["id"] == second.id
+    assert cache.lookup(f"/x (id {second.id})").id == second.id
     assert server.count(LS) == 1 and server.count(STAT) == 0
-    assert cache.lookup("/x")["id"] == first.id  # the lowest id keeps the plain name
+    assert cache.lookup("/x").id == first.id  # the lowest id keeps the plain name
     with pytest.raises(NotFoundResponse):
         cache.lookup(f"/x (id {first.id})")
     assert total(server) == 1
@@ -187,12 +189,12 @@ def test_name_with_division_slash_is_resolved_through_the_listing(
 ) -> None:
     literal = upload(session, session_workdir, "a∕b")  # U+2215 in the Orion name itself
     server.reset_counters()
-    assert cache.lookup("/a∕b")["id"] == literal.id
+    assert cache.lookup("/a∕b").id == literal.id
     assert server.count(LS) == 1 and server.count(STAT) == 0
     session.create_paths(f"{session_workdir}/other")
     cache.invalidate()
     moved = cache.rename("/a∕b", "/other/a∕b")
-    assert moved["name"] == "a∕b"  # an existing entry keeps its own Orion name
+    assert moved.name == "a∕b"  # an existing entry keeps its own Orion name
 
 
 def test_new_name_with_division_slash_is_created_as_typed_and_round_trips(
@@ -200,7 +202,7 @@ def test_new_name_with_division_slash_is_created_as_typed_and_round_trips(
 ) -> None:
     entry = cache.create_file("/a∕b.txt", io.BytesIO(b"slash"), 5)
     folder = cache.mkdir("/c∕d")
-    assert (entry["name"], folder["name"]) == ("a∕b.txt", "c∕d")
+    assert (entry.name, folder.name) == ("a∕b.txt", "c∕d")
     cache.invalidate()
     assert sorted(cache.listdir("/")) == ["a∕b.txt", "c∕d"]
     assert cache.read(cache.lookup("/a∕b.txt"), 0, 5) == b"slash"
@@ -236,7 +238,7 @@ def test_deep_plain_path_lookup_is_one_stat(
     session.create_paths(f"{session_workdir}/a/b/c")
     upload(session, f"{session_workdir}/a/b/c", "leaf")
     server.reset_counters()
-    assert cache.lookup("/a/b/c/leaf")["path"] == f"{session_workdir}/a/b/c/leaf"
+    assert cache.lookup("/a/b/c/leaf").path == f"{session_workdir}/a/b/c/leaf"
     assert total(server) == 1
 
 
@@ -244,11 +246,11 @@ def test_root_lookup_stats_the_root_orion_path(
     server: Any, session: OrionSession, session_workdir: str, cache: CachedSession, clock: FakeClock
 ) -> None:
     server.reset_counters()
-    assert cache.lookup("/")["path"] == session_workdir
-    assert cache.orion_path("/") == session_workdir
+    assert cache.lookup("/").path == session_workdir
+    assert cache.lookup("/").path == session_workdir  # known: no second stat
     whole = CachedSession(session, ttl=TTL, timer=clock)
     root = whole.lookup("/")
-    assert root["id"] is None and root["resource_type"] == "folder"  # virtual
+    assert root.id is None and root.kind == "folder"  # virtual
     assert "project" in whole.listdir("/")
     assert server.count(STAT) == 2 and total(server) == 3
 
@@ -266,7 +268,7 @@ def test_concurrent_identical_misses_make_one_request(
         barrier.wait()
         entry = cache.lookup("/shared.bin")
         barrier.wait()
-        return entry["id"], len(cache.listdir("/"))
+        return entry.id, len(cache.listdir("/"))
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lookup_and_list, range(8)))
@@ -354,7 +356,7 @@ def test_shard_collection_lists_its_shards_and_they_read_by_range(
     cache.listdir("/")
     server.reset_counters()
     shards = cache.listdir("/traj")
-    assert list(shards) == ["s0.bin"] and shards["s0.bin"]["resource_type"] == "shard"
+    assert list(shards) == ["s0.bin"] and shards["s0.bin"].kind == "shard"
     assert cache.read(shards["s0.bin"], 6, 4) == b"0\nfr"
     assert server.count(LS) == 1 and total(server) == 2
     with pytest.raises(NotTaggable):
@@ -373,8 +375,10 @@ class _GatedSession:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def iter_ls_path(self, path: str, query_params: Any = None) -> Iterator[dict[str, Any]]:
-        entries = list(self.inner.iter_ls_path(path, query_params))
+    def iter_ls_path(
+        self, path: str, query_params: Any = None, *, parallel: int = 1
+    ) -> Iterator[dict[str, Any]]:
+        entries = list(self.inner.iter_ls_path(path, query_params, parallel=parallel))
         self.fetched.set()
         self.release.wait(10)
         yield from entries
@@ -391,23 +395,24 @@ def test_listing_fetched_before_a_mutation_never_overwrites_it(
         cache.mkdir("/new")
         gated.release.set()
         assert "new" not in early.result()  # its callers get what they asked for...
-    assert cache.lookup("/new")["name"] == "new"  # ...but it was not stored over the mkdir
+    assert cache.lookup("/new").name == "new"  # ...but it was not stored over the mkdir
     assert "new" in cache.listdir("/")
 
 
 # --- mutations: own changes visible at once --------------------------------------------------------
 
 
-def test_mkdir_is_visible_at_once_and_the_new_folder_is_known_empty(
+def test_mkdir_is_one_create_request_visible_at_once_and_the_new_folder_is_known_empty(
     server: Any, cache: CachedSession, session_workdir: str
 ) -> None:
     cache.listdir("/")
     server.reset_counters()
     entry = cache.mkdir("/new")
-    assert entry["resource_type"] == "folder" and entry["path"] == f"{session_workdir}/new"
+    assert entry.kind == "folder" and entry.path == f"{session_workdir}/new"
     requests = total(server)
-    assert server.count(CREATE_PATHS) == 1 and requests <= 2  # create, and the Entry by stat
-    assert cache.listdir("/")["new"]["id"] == entry["id"]
+    # One create_paths, whose answer is the Entry: no stat read-back.
+    assert server.count(CREATE_PATHS) == 1 and server.count(STAT) == 0 and requests == 1
+    assert cache.listdir("/")["new"].id == entry.id
     assert cache.lookup("/new") is cache.listdir("/")["new"]
     assert cache.listdir("/new") == {}
     with pytest.raises(NotFoundResponse):
@@ -418,28 +423,16 @@ def test_mkdir_is_visible_at_once_and_the_new_folder_is_known_empty(
     assert total(server) == requests
 
 
-def test_makedirs_creates_missing_parents_with_one_create_request(
-    server: Any, session: OrionSession, cache: CachedSession
-) -> None:
-    cache.mkdir("/a")
-    server.reset_counters()
-    leaf = cache.makedirs("/a/b/c/d")
-    assert leaf["name"] == "d"
-    assert server.count(CREATE_PATHS) == 1
-    assert "d" in cache.listdir("/a/b/c")
-    assert cache.makedirs("/a/b/c/d")["id"] == leaf["id"]  # existing: fine
-
-
 def test_create_file_is_visible_at_once_with_its_entry(
     server: Any, session: OrionSession, cache: CachedSession
 ) -> None:
     cache.listdir("/")
     server.reset_counters()
     entry = cache.create_file("/data.bin", io.BytesIO(b"0123456789"), 10)
-    assert entry["size"] == 10 and entry["resource_type"] == "file"
+    assert entry.size == 10 and entry.kind == "file"
     assert server.count(UPLOAD) == 1 and total(server) == 1
-    assert cache.lookup("/data.bin")["id"] == entry["id"]
-    assert cache.listdir("/")["data.bin"]["size"] == 10
+    assert cache.lookup("/data.bin").id == entry.id
+    assert cache.listdir("/")["data.bin"].size == 10
     assert cache.read(entry, 2, 3) == b"234"
     assert total(server) == 2  # the upload and the ranged read, nothing else
 
@@ -451,7 +444,7 @@ def test_create_file_without_listing_is_visible_after_a_negative_lookup(
         cache.lookup("/n.txt")  # what the kernel does before create()
     server.reset_counters()
     entry = cache.create_file("/n.txt", io.BytesIO(b"abc"), 3)
-    assert cache.lookup("/n.txt")["id"] == entry["id"]
+    assert cache.lookup("/n.txt").id == entry.id
     assert total(server) == 1
 
 
@@ -461,10 +454,10 @@ def test_create_file_over_an_existing_file_replaces_it(
     old = upload(session, session_workdir, "f", b"old")
     cache.listdir("/")
     new = cache.create_file("/f", io.BytesIO(b"newer"), 5)
-    assert new["id"] != old.id
+    assert new.id != old.id
     assert list(cache.listdir("/")) == ["f"]
     cache.invalidate()
-    assert [e["id"] for e in cache.listdir("/").values()] == [new["id"]]
+    assert [e.id for e in cache.listdir("/").values()] == [new.id]
 
 
 def test_replace_content_keeps_the_id_and_shows_the_new_size(
@@ -474,8 +467,8 @@ def test_replace_content_keeps_the_id_and_shows_the_new_size(
     cache.listdir("/")
     server.reset_counters()
     entry = cache.replace_content("/f", io.BytesIO(b"much longer"), 11)
-    assert entry["id"] == old.id and entry["size"] == 11
-    assert cache.lookup("/f")["size"] == 11 and cache.listdir("/")["f"]["size"] == 11
+    assert entry.id == old.id and entry.size == 11
+    assert cache.lookup("/f").size == 11 and cache.listdir("/")["f"].size == 11
     assert total(server) == 1
 
 
@@ -490,7 +483,7 @@ def test_unlink_deletes_by_id_so_duplicates_are_exact(
     assert server.count(DELETE_FILE) == 1 and total(server) == 1
     # The survivor now shows under the plain name, at once and on the server.
     assert cache.listdir("/") == {"dup": cache.lookup("/dup")}
-    assert cache.lookup("/dup")["id"] == second.id
+    assert cache.lookup("/dup").id == second.id
     assert [e["id"] for e in session.ls_path(session_workdir)["results"]] == [second.id]
     assert first.id != second.id
     cache.mkdir("/dir")
@@ -544,12 +537,12 @@ def test_rename_is_one_assign_request_and_visible_at_once(
     server.reset_counters()
     moved = cache.rename("/a.txt", "/dst/b.txt")
     assert server.count(ASSIGN) == 1 and total(server) == 1
-    assert moved["name"] == "b.txt" and moved["path"] == f"{session_workdir}/dst/b.txt"
-    assert "a.txt" not in cache.listdir("/") and cache.listdir("/dst")["b.txt"]["size"] == 3
+    assert moved.name == "b.txt" and moved.path == f"{session_workdir}/dst/b.txt"
+    assert "a.txt" not in cache.listdir("/") and cache.listdir("/dst")["b.txt"].size == 3
     with pytest.raises(NotFoundResponse):
         cache.lookup("/a.txt")
     assert total(server) == 1
-    assert session.stat_path(f"{session_workdir}/dst/b.txt")["id"] == moved["id"]
+    assert session.stat_path(f"{session_workdir}/dst/b.txt")["id"] == moved.id
 
 
 def test_moving_a_folder_of_1000_files_is_one_assign_request(
@@ -570,7 +563,7 @@ def test_moving_a_folder_of_1000_files_is_one_assign_request(
     # The subtree was dropped, not guessed: its entries now carry their new paths.
     assert sorted(cache.listdir("/into/moved")) == names
     entry = cache.lookup("/into/moved/f0999")
-    assert entry["path"] == f"{session_workdir}/into/moved/f0999"
+    assert entry.path == f"{session_workdir}/into/moved/f0999"
 
 
 def test_rename_over_an_existing_file_replaces_it_and_deletes_the_old_target_after(
@@ -582,9 +575,9 @@ def test_rename_over_an_existing_file_replaces_it_and_deletes_the_old_target_aft
     server.reset_counters()
     moved = cache.rename("/tmp123", "/doc.txt")
     assert server.count(ASSIGN) == 1 and server.count(DELETE_FILE) == 1 and total(server) == 2
-    assert moved["id"] == src.id
+    assert moved.id == src.id
     assert cache.listdir("/") == {"doc.txt": cache.lookup("/doc.txt")}
-    assert cache.lookup("/doc.txt")["id"] == src.id and cache.lookup("/doc.txt")["size"] == 11
+    assert cache.lookup("/doc.txt").id == src.id and cache.lookup("/doc.txt").size == 11
     on_server = session.ls_path(session_workdir)["results"]
     assert [(e["name"], e["id"]) for e in on_server] == [("doc.txt", src.id)]
     assert target.id != src.id
@@ -605,20 +598,20 @@ def test_rename_over_an_existing_file_keeps_both_when_the_delete_fails(
         server.clear_faults()
     ids = sorted(e["id"] for e in session.ls_path(session_workdir)["results"])
     assert ids == sorted([src.id, target.id])
-    assert sorted(e["id"] for e in cache.listdir("/").values()) == ids
+    assert sorted(e.id for e in cache.listdir("/").values()) == ids
 
 
 def test_rename_folder_over_an_empty_folder_replaces_it(
     server: Any, session: OrionSession, session_workdir: str, cache: CachedSession
 ) -> None:
     session.create_paths(f"{session_workdir}/src/inner", f"{session_workdir}/empty")
-    src_id = cache.lookup("/src")["id"]
+    src_id = cache.lookup("/src").id
     cache.listdir("/")
     cache.listdir("/empty")
     server.reset_counters()
     cache.rename("/src", "/empty")
     assert server.count(REMOVE_PATHS) == 1 and server.count(ASSIGN) == 1
-    assert cache.lookup("/empty")["id"] == src_id and sorted(cache.listdir("/")) == ["empty"]
+    assert cache.lookup("/empty").id == src_id and sorted(cache.listdir("/")) == ["empty"]
     assert "inner" in cache.listdir("/empty")
 
 
@@ -656,7 +649,7 @@ def test_rename_to_a_duplicate_display_name_becomes_a_literal_name(
     session.create_paths(f"{session_workdir}/other")
     shown = f"x (id {second.id})"
     moved = cache.rename(f"/{shown}", f"/other/{shown}")
-    assert moved["name"] == shown  # shows in the new folder as the user typed it
+    assert moved.name == shown  # shows in the new folder as the user typed it
     assert list(cache.listdir("/other")) == [shown]
 
 
@@ -670,19 +663,19 @@ def test_tags_cost_no_request_after_a_listing_and_changes_are_visible_at_once(
     session.tag_resource(file, "alpha")
     cache.listdir("/")
     server.reset_counters()
-    assert cache.tags("/t.txt") == ["alpha"]
-    assert cache.systemtags("/t.txt") == []
+    assert cache.lookup("/t.txt").tags == ("alpha",)
+    assert cache.lookup("/t.txt").systemtags == ()
     assert total(server) == 0
     assert sorted(cache.set_tags("/t.txt", ["beta", "gamma"])) == ["beta", "gamma"]
     assert total(server) == 2  # one add, one remove
-    assert sorted(cache.tags("/t.txt")) == ["beta", "gamma"]
+    assert sorted(cache.lookup("/t.txt").tags) == ["beta", "gamma"]
     cache.add_tag("/t.txt", "delta")
     cache.remove_tag("/t.txt", "beta")
     cache.add_tag("/t.txt", "delta")  # present: no request
     cache.remove_tag("/t.txt", "absent")  # absent: no request
     assert total(server) == 4
-    assert sorted(cache.tags("/t.txt")) == ["delta", "gamma"]
-    assert sorted(cache.listdir("/")["t.txt"]["tags"]) == ["delta", "gamma"]
+    assert sorted(cache.lookup("/t.txt").tags) == ["delta", "gamma"]
+    assert sorted(cache.listdir("/")["t.txt"].tags) == ["delta", "gamma"]
     assert sorted(session.list_tags(file)) == ["delta", "gamma"]
 
 
@@ -691,7 +684,7 @@ def test_tag_changes_on_folders_raise_not_taggable(
 ) -> None:
     session.create_paths(f"{session_workdir}/dir")
     server.reset_counters()
-    assert cache.tags("/dir") == []
+    assert cache.lookup("/dir").tags == ()
     for change in (
         lambda: cache.set_tags("/dir", ["a"]),
         lambda: cache.add_tag("/dir", "a"),
@@ -702,15 +695,16 @@ def test_tag_changes_on_folders_raise_not_taggable(
     assert total(server) == 1  # the one stat of /dir
 
 
-def test_link_and_resource_cost_no_request(
+def test_link_and_ref_cost_no_request(
     server: Any, session: OrionSession, session_workdir: str, cache: CachedSession
 ) -> None:
     file = upload(session, session_workdir, "l.txt")
     cache.listdir("/")
     server.reset_counters()
-    assert cache.link("/l.txt") == {"resource_type": "file", "id": file.id}
-    resource = cache.resource("/l.txt")
-    assert resource.resource_type == "file" and resource.id == file.id
+    entry = cache.lookup("/l.txt")
+    assert cache.link(entry) == {"resource_type": "file", "id": file.id}
+    ref = entry.ref  # the typed reference the session takes (what resource() was for)
+    assert ref.resource_type == "file" and ref.id == file.id
     assert total(server) == 0
 
 
@@ -756,7 +750,9 @@ class _ListingOnlySession:
     def __init__(self, count: int) -> None:
         self.count = count
 
-    def iter_ls_path(self, path: str, query_params: Any = None) -> Iterator[dict[str, Any]]:
+    def iter_ls_path(
+        self, path: str, query_params: Any = None, *, parallel: int = 1
+    ) -> Iterator[dict[str, Any]]:
         for start in range(0, self.count, PAGE):
             page = [
                 {
@@ -792,10 +788,14 @@ def test_listed_entries_are_kept_compactly(clock: FakeClock) -> None:
     tracemalloc.start()
     try:
         before = tracemalloc.take_snapshot()
-        cache.listdir("/")
+        listed = cache.listdir("/")
         after = tracemalloc.take_snapshot()
     finally:
         tracemalloc.stop()
     per_entry = sum(stat.size_diff for stat in after.compare_to(before, "filename")) / count
-    # The Entry dicts as parsed (with repeated values shared) plus the display-name index.
+    # Slotted Entries (no per-entry __dict__, one shared string per kind, none of the wire dict's
+    # other fields kept) plus the display-name index.
     assert per_entry < 1_000, per_entry
+    for entry in listed.values():
+        assert type(entry) is Entry and not hasattr(entry, "__dict__")
+        assert entry.kind is wire.FILE

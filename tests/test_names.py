@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orionfs.fs.entry import Entry
 from orionfs.fs.names import (
     SLASH_SUBSTITUTE,
     display_base,
@@ -17,12 +17,12 @@ from orionfs.fs.names import (
 )
 
 
-def entry(name: str, rid: int | None, rtype: str = "file") -> dict[str, Any]:
-    return {"resource_type": rtype, "id": rid, "name": name, "path": f"/f/{name}"}
+def entry(name: str, rid: int | None, rtype: str = "file") -> Entry:
+    return Entry.from_wire({"resource_type": rtype, "id": rid, "name": name, "path": f"/f/{name}"})
 
 
-def shown(entries: list[dict[str, Any]]) -> dict[str, int | None]:
-    return {name: e["id"] for name, e in display_names(entries).items()}
+def shown(entries: list[Entry]) -> dict[str, int | None]:
+    return {name: e.id for name, e in display_names(entries).items()}
 
 
 def test_unique_plain_names_show_as_themselves() -> None:
@@ -100,7 +100,7 @@ kinds = st.sampled_from(["file", "dataset", "folder", "shard_collection", "shard
 
 
 @st.composite
-def folders(draw: st.DrawFn) -> list[dict[str, Any]]:
+def folders(draw: st.DrawFn) -> list[Entry]:
     """Entries of one folder: unique ids, names drawn to collide often (incl. literal suffixes)."""
     ids = draw(st.lists(st.integers(1, 12), unique=True, max_size=12))
     out = []
@@ -112,7 +112,7 @@ def folders(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 @settings(max_examples=400, deadline=None)
 @given(folders())
-def test_rule_is_injective_and_total(entries: list[dict[str, Any]]) -> None:
+def test_rule_is_injective_and_total(entries: list[Entry]) -> None:
     got = display_names(entries)
     assert len(got) == len(entries)  # every entry has exactly one name, no two share one
     assert sorted(id(e) for e in got.values()) == sorted(id(e) for e in entries)
@@ -121,24 +121,24 @@ def test_rule_is_injective_and_total(entries: list[dict[str, Any]]) -> None:
 
 @settings(max_examples=400, deadline=None)
 @given(folders())
-def test_rule_maps_back(entries: list[dict[str, Any]]) -> None:
+def test_rule_maps_back(entries: list[Entry]) -> None:
     got = display_names(entries)
     for shown_name, e in got.items():
         if is_plain(shown_name):
             # A plain name is the Orion name of the lowest-id entry of that name: what stat answers.
-            assert orion_name(shown_name) == e["name"]
-            assert e["id"] == min(o["id"] for o in entries if o["name"] == e["name"])
+            assert orion_name(shown_name) == e.name
+            assert e.id == min(o.id for o in entries if o.name == e.name)
         # A unique base always shows as itself, and is the Orion name when that held no "/".
-        base = display_base(e["name"])
-        if sum(display_base(o["name"]) == base for o in entries) == 1:
+        base = display_base(e.name)
+        if sum(display_base(o.name) == base for o in entries) == 1:
             assert shown_name == base
-            if "/" not in e["name"]:
-                assert orion_name(shown_name) == e["name"]
+            if "/" not in e.name:
+                assert orion_name(shown_name) == e.name
 
 
 @settings(max_examples=200, deadline=None)
 @given(folders(), st.randoms(use_true_random=False))
-def test_rule_is_independent_of_order(entries: list[dict[str, Any]], rng: random.Random) -> None:
+def test_rule_is_independent_of_order(entries: list[Entry], rng: random.Random) -> None:
     expected = {name: id(e) for name, e in display_names(entries).items()}
     shuffled = list(entries)
     rng.shuffle(shuffled)
