@@ -56,6 +56,7 @@ from orionfs.fs.flight import Flights
 from orionfs.fs.listing import Listing
 from orionfs.fs.mountpath import child, is_utf8, new_name, normalize, split, under
 from orionfs.fs.names import display_base, is_plain
+from orionfs.fs.prefetch import Walks
 
 __all__ = ["LS_PAGE_SIZE", "CachedSession"]
 
@@ -95,6 +96,7 @@ class CachedSession:
         max_listings: int = 5_000,
         page_size: int | None = LS_PAGE_SIZE,
         ls_parallel: int = LS_PARALLEL,
+        prefetch: bool = True,
     ) -> None:
         if not isinstance(root, str) or not root.startswith("/"):
             raise ValidationError(f"the root must be an absolute Orion path: {root!r}")
@@ -121,6 +123,9 @@ class CachedSession:
         self._hits = 0
         self._misses = 0
         self._requests: Counter[str] = Counter()
+        self._walks = (
+            Walks(self._listing, self._unlisted_subfolders, ttl, timer) if prefetch else None
+        )
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -434,7 +439,11 @@ class CachedSession:
         collection = folder.id if folder.kind == wire.SHARD_COLLECTION else None
         params = {wire.Q_LIMIT: self._page_size} if self._page_size else None
 
+        fetched = False
+
         def fetch() -> Listing:
+            nonlocal fetched
+            fetched = True
             self._count("iter_ls_path")
             try:
                 items = self.session.iter_ls_path(folder.path, params, parallel=self._ls_parallel)
@@ -447,7 +456,27 @@ class CachedSession:
         def store(listing: Listing) -> None:
             self._listings[path] = listing
 
-        return self._flights.run(("ls", path), fetch, store)
+        listing = self._flights.run(("ls", path), fetch, store)
+        if fetched and self._walks is not None:
+            self._walks.fetched(path)
+        return listing
+
+    def _unlisted_subfolders(self, path: str) -> list[str]:
+        """The display names of the subfolders of a cached listing whose own listing is not."""
+        with self._lock:
+            listing = self._listings.get(path)
+            if listing is None:
+                return []
+            return [
+                name
+                for name, entry in listing.names.items()
+                if entry.is_folder and child(path, name) not in self._listings
+            ]
+
+    def close(self) -> None:
+        """Stop the work done ahead of walks (the cache still answers)."""
+        if self._walks is not None:
+            self._walks.close()
 
     def _stat_fetch(self, path: str, orion: str) -> Entry:
         """One ``stat_path`` (single-flight); the answer, or the 404, is cached for the TTL."""
