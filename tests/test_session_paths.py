@@ -105,6 +105,29 @@ def test_ls_pages_past_250_entries_with_one_request_per_page(session, session_wo
     assert server.count(LS_KEY) == 3  # 250 + 250 + 100
 
 
+def test_ls_path_limit_returns_at_most_that_many_entries_in_one_request(
+    session, session_workdir, server
+):
+    folder = f"{session_workdir}/lim"
+    session.create_paths(*[f"{folder}/d{i:04d}" for i in range(1200)])
+    server.reset_counters()
+    listing = session.ls_path(folder, {"limit": 3})
+    assert _names(listing) == ["d0000", "d0001", "d0002"] and listing["count"] == 1200
+    assert server.count(LS_KEY) == 1
+    server.reset_counters()
+    assert len(session.ls_path(folder, {"limit": 1000})["results"]) == 1000
+    assert server.count(LS_KEY) == 1  # a whole page of the server's largest size
+    server.reset_counters()
+    listing = session.ls_path(folder, {"limit": 1100, "offset": 50})
+    assert _names(listing) == [f"d{i:04d}" for i in range(50, 1150)]
+    assert server.count(LS_KEY) == 2  # 1000 + 100
+    assert len(session.ls_path(folder, {"limit": 5000})["results"]) == 1200
+    assert len(session.ls_path(folder)["results"]) == 1200  # no limit: the whole folder
+    for bad in (0, -1, "3"):
+        with pytest.raises(ValidationError):
+            session.ls_path(folder, {"limit": bad})
+
+
 def test_iter_ls_path_parallel_pages_keep_order_and_request_count(session, session_workdir, server):
     session.create_paths(*[f"{session_workdir}/par/d{i:03d}" for i in range(650)])
     server.reset_counters()

@@ -28,6 +28,7 @@ from orionfs.exceptions import (
     InvalidCredentials,
     NotFoundResponse,
     OrionLinkError,
+    OrionServiceError,
     ValidationError,
 )
 
@@ -157,6 +158,13 @@ def test_delete_resource_soft_hides_and_immediate_purges(session, session_workdi
         session.get_resource(File, hard.id)
 
 
+def test_delete_resource_of_an_item_that_does_not_exist_is_false(session, session_workdir):
+    file = _upload(session, session_workdir, "twice.txt")
+    assert session.delete_resource(file, immediate=True) is True
+    assert session.delete_resource(file) is False
+    assert session.delete_resource(ResourceKey("file", 2**40)) is False
+
+
 # --- links ------------------------------------------------------------------------------------
 def test_link_round_trip_retrieves_the_resource(session, session_workdir):
     file = _upload(session, session_workdir, "l.txt")
@@ -186,11 +194,19 @@ def test_get_link_with_invalid_dict_is_orion_link_error(session, bad):
 # --- tags -------------------------------------------------------------------------------------
 def test_tag_list_untag_round_trip_ignores_absent_tags(session, session_workdir):
     file = _upload(session, session_workdir, "t.txt")
-    assert session.list_tags(file) == []
+    assert list(session.list_tags(file)) == []
     assert sorted(session.tag_resource(file, "a", "b c")) == ["a", "b c"]
     assert sorted(session.tag_resource(file, "a")) == ["a", "b c"]  # existing ones stay
     assert session.untag_resource(file, "a", "never-there") == ["b c"]
-    assert session.list_tags(file) == ["b c"] and file.tags == ["b c"]
+    assert [t["name"] for t in session.list_tags(file)] == ["b c"] and file.tags == ["b c"]
+
+
+def test_list_tags_is_an_iterator_of_dicts_one_per_tag(session, session_workdir):
+    file = _upload(session, session_workdir, "it.txt")
+    session.tag_resource(file, "x", "y")
+    tags = session.list_tags(ResourceKey("file", file.id))
+    assert iter(tags) is tags and not isinstance(tags, list)
+    assert sorted(t["name"] for t in tags) == ["x", "y"]
 
 
 def test_tagging_a_folder_is_validation_error_without_a_request(session, session_workdir, server):
@@ -220,7 +236,8 @@ def test_share_gives_read_access_and_unshare_takes_it_back(
     with pytest.raises(NotFoundResponse):
         other_user_session.get_resource(File, file.id)
     status = session.share_resource(file, "users", [other_id])
-    assert status["users"] == [other_id] and session.list_sharing(file)["users"] == [other_id]
+    assert status["users"] == [other_id]
+    assert list(session.list_sharing(file)) == [{"share_with": "users", "id": other_id}]
     assert other_user_session.read_range(other_user_session.get_resource(File, file.id), 0, 6) == (
         b"secret"
     )
@@ -229,19 +246,42 @@ def test_share_gives_read_access_and_unshare_takes_it_back(
                                            {"name": "mine.txt"})  # fmt: skip
     assert info.value.status_code == 403
     session.unshare_resource(file, "users", other_id)
-    assert session.list_sharing(file)["users"] == []
+    assert list(session.list_sharing(file)) == []
     with pytest.raises(NotFoundResponse):
         other_user_session.get_resource(File, file.id)
 
 
 @pytest.mark.parametrize("share_with, ids", [("groups", [1]), ("users", ["1"]), ("users", [True]),
-                                              ("projects", "12")])  # fmt: skip
+                                              ("projects", "12"), ("users", 1.0), ("users", [2.5]),
+                                              ("users", Project(id=1)), ("projects", [User(id=1)]),
+                                              ("users", User(id="1"))])  # fmt: skip
 def test_bad_share_arguments_are_validation_errors(session, session_workdir, share_with, ids):
     file = _upload(session, session_workdir, "bs.txt")
     with pytest.raises(ValidationError):
         session.share_resource(file, share_with, ids)
     with pytest.raises(ValidationError):
         session.unshare_resource(file, share_with, ids)
+
+
+def test_list_sharing_takes_a_class_or_wire_name_and_an_id_or_an_instance(
+    session, other_user_session, session_workdir
+):
+    file = _upload(session, session_workdir, "ls.txt")
+    other = other_user_session.get_user_profile()
+    project = other_user_session.get_current_project()
+    session.share_resource(file, "users", other)  # a User stands for its id
+    session.share_resource(file, "projects", [project])
+    expected = [{"share_with": "users", "id": other.id},
+                {"share_with": "projects", "id": project.id}]  # fmt: skip
+    assert list(session.list_sharing(File, file.id)) == expected
+    assert list(session.list_sharing("file", file.id)) == expected
+    assert list(session.list_sharing(file)) == expected
+    assert list(session.list_sharing(file, file.id)) == expected
+    for bad in ((File, None), (File, "1"), (file, file.id + 1), ("folder", 1)):
+        with pytest.raises(ValidationError):
+            session.list_sharing(*bad)
+    session.unshare_resource(file, "projects", project)
+    assert list(session.list_sharing(file)) == expected[:1]
 
 
 def test_users_cannot_see_each_others_my_data(session, other_user_session, server, session_home):
@@ -264,6 +304,16 @@ def test_user_profile_and_current_project(session, server):
     project = session.get_current_project()
     assert isinstance(project, Project) and project.id == server.project_id
     assert user.id in project.members
+
+
+def test_current_project_without_a_project_in_the_profile_is_invalid_credentials(
+    session_factory, server
+):
+    no_project = session_factory(project=None)
+    server.reset_counters()
+    with pytest.raises(InvalidCredentials):
+        no_project.get_current_project()
+    assert server.counters()["total"] == 0
 
 
 def test_current_balance_needs_cost_accounting(session, server, session_factory):
@@ -309,11 +359,13 @@ def test_is_authenticated_is_config_only_unless_reconnect(session_factory, serve
     assert session_factory(token="").is_authenticated() is False
 
 
-def test_validate_authentication_raises_invalid_credentials_for_bad_token(session_factory):
+def test_validate_authentication_is_false_for_a_refused_token(session_factory, server):
     assert session_factory().validate_authentication() is True
-    with pytest.raises(InvalidCredentials) as info:
-        session_factory(token="bogus").validate_authentication()
-    assert info.value.status_code == 401
+    assert session_factory(token="bogus").validate_authentication() is False
+    assert session_factory(token="").validate_authentication() is False
+    server.set_faults(status=503, count=10)
+    with pytest.raises(OrionServiceError):  # other errors are not a verdict on the token
+        session_factory(retry_dict={}).validate_authentication()
 
 
 def test_retrieve_token_uses_basic_auth_and_the_session_uses_the_token(server, session_factory):

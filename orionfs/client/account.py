@@ -51,8 +51,15 @@ class AccountMixin(ResourcesMixin):
         return check_int(pid, "the default project id")
 
     def get_current_project(self) -> Project:
-        """The profile's project (its ``project`` key), else the user's default project."""
-        project = self.get_resource(Project, self._current_project_id())
+        """The profile's project (its ``project`` key).
+
+        Raises InvalidCredentials, before any request, when the profile names no project.
+        """
+        if self.config.project is None:
+            raise InvalidCredentials(
+                custom_error_msg=f"profile '{self.config.profile}' names no project"
+            )
+        project = self.get_resource(Project, self.config.project)
         assert isinstance(project, Project)
         return project
 
@@ -66,7 +73,11 @@ class AccountMixin(ResourcesMixin):
             raise BadResponse(response, f"balance answer without a {wire.F_BALANCE}") from exc
 
     def get_default_output_folder(self) -> str:
-        """The user's "My Data" folder in the current project: ``/project/<pid>/user/<username>``."""
+        """The user's "My Data" folder in the current project: ``/project/<pid>/user/<username>``.
+
+        The project is the profile's, else the user's default project (one request). Raises
+        ValidationError when there is neither.
+        """
         username = self.config.username or getattr(self._me(), wire.F_USERNAME)
         return wire.MY_DATA_PATH.format(project=self._current_project_id(), username=username)
 
@@ -99,14 +110,15 @@ class AccountMixin(ResourcesMixin):
             return False
         if not reconnect:
             return True
-        try:
-            return self.validate_authentication()
-        except InvalidCredentials:
-            return False
+        return self.validate_authentication()
 
     def validate_authentication(self) -> bool:
-        """Check the token with a real request; True, or raises InvalidCredentials."""
-        self.get_user_profile()
+        """Check the token with a real request: True if the server accepts it, False if it
+        refuses it (401) or there is none. Other errors (unreachable server, 5xx...) raise."""
+        try:
+            self.get_user_profile()
+        except InvalidCredentials:
+            return False
         return True
 
     def retrieve_token(self, username: str, password: str) -> str:

@@ -105,33 +105,53 @@ class PathsMixin(SessionCore):
     def iter_ls_path(
         self, path: str, query_params: Mapping[str, Any] | None = None, *, parallel: int = 1
     ) -> Iterator[dict[str, Any]]:
-        """Yield the Entry dicts of a folder, fetching page after page as they are consumed.
+        """Yield every Entry dict of a folder, fetching page after page as they are consumed.
 
-        ``query_params`` as for :meth:`ls_path`. ``parallel`` > 1: once the first page gives the
-        total ``count``, the other pages are fetched that many at a time (same requests, same
-        order; not lazy past the first page). Raises NotFoundResponse for no such folder,
-        BadResponse 400 when the path is not folder-like, ValidationError for an unknown param.
+        ``query_params`` as for :meth:`ls_path`, except that ``limit`` is the page size here (the
+        entries of one request; default 250, the server allows up to 1000), not a cap: every entry
+        is yielded. ``parallel`` > 1: once the first page gives the total ``count``, the other pages
+        are fetched that many at a time (same requests, same order; not lazy past the first page).
+        Raises NotFoundResponse for no such folder, BadResponse 400 when the path is not
+        folder-like, ValidationError for an unknown param.
         """
         query = self._ls_query(path, query_params)
         for _count, results in self._iter_pages(wire.LS, params=query, parallel=parallel):
             yield from results
 
     def ls_path(self, path: str, query_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """List a folder (every page): ``{"path", "count", "results": [Entry]}``.
+        """List a folder: ``{"path", "count", "results": [Entry]}``, each Entry with its
+        ``resource_type`` (folders, files, datasets, shard collections; a collection's shards).
 
         ``query_params``: ``name``, ``name_contains``, ``name_icontains``, ``order_by`` (e.g.
         ``created``, ``-name``), ``types`` (a list or comma string of resource types),
         ``tag_filters``, ``systag_filters`` (all must match), ``list`` (``data`` or ``folders``),
-        ``limit`` (page size, default 250), ``offset`` (start). Raises NotFoundResponse for no such
-        folder, BadResponse 400 for a non-folder path, ValidationError for an unknown param.
+        ``offset`` (entries to skip), ``limit`` (at most that many entries). With ``limit``, at most
+        ``limit`` entries, in one request when ``limit`` is at most 1000 (the server's largest page);
+        without it, the whole folder, 250 entries a request. ``count`` is the number of matching
+        entries in the folder, whatever ``limit`` says. Raises NotFoundResponse for no such folder,
+        BadResponse 400 for a non-folder path, ValidationError for an unknown param or a ``limit``
+        that is not a positive integer.
         """
         query = self._ls_query(path, query_params)
-        results: list[dict[str, Any]] = []
-        count = 0
-        for page_count, page in self._iter_pages(wire.LS, params=query):
-            count = page_count
-            results.extend(page)
-        return {wire.F_PATH: path, wire.F_COUNT: count, wire.F_RESULTS: results}
+        if wire.Q_LIMIT not in query:
+            results: list[dict[str, Any]] = []
+            count = 0
+            for page_count, page in self._iter_pages(wire.LS, params=query):
+                count = page_count
+                results.extend(page)
+            return {wire.F_PATH: path, wire.F_COUNT: count, wire.F_RESULTS: results}
+        wanted = check_int(query.pop(wire.Q_LIMIT), wire.Q_LIMIT)
+        if wanted < 1:
+            raise ValidationError(f"limit must be a positive integer, not {wanted}")
+        offset = check_int(query.pop(wire.Q_OFFSET, 0), wire.Q_OFFSET)
+        results = []
+        while True:
+            size = min(wanted - len(results), wire.PAGE_LIMIT_MAX)
+            count, page, more = self._page(wire.LS, None, query, size, offset, None)
+            results.extend(page[:size])
+            offset += len(page)
+            if not more or not page or len(results) >= wanted:
+                return {wire.F_PATH: path, wire.F_COUNT: count, wire.F_RESULTS: results}
 
     def stat_path(self, path: str) -> dict[str, Any]:
         """The Entry of one path (``resource_type``, ``id``, ``path``, size, times...).

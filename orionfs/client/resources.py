@@ -11,7 +11,7 @@ from orionfs.client import wire
 from orionfs.client.bodies import multipart_body
 from orionfs.client.core import ResourceRef, SessionCore, check_int
 from orionfs.client.types import Link, OrionResource, ResourceKey, Shard, resource_class
-from orionfs.exceptions import ValidationError
+from orionfs.exceptions import NotFoundResponse, ValidationError
 
 __all__ = ["ResourcesMixin"]
 
@@ -176,18 +176,23 @@ class ResourcesMixin(SessionCore):
         return resource
 
     def delete_resource(self, resource: ResourceRef, immediate: bool = False) -> bool:
-        """Delete a resource (soft by default; ``immediate`` purges it); True when deleted.
+        """Delete a resource (soft by default; ``immediate`` purges it).
 
-        Raises NotFoundResponse when it does not exist.
+        True when it was deleted, False when it does not exist (or is not visible to the user:
+        the server answers both with 404). Raises ValidationError for something that is not a
+        resource, AuthorizationRequired for one the user may see but not delete.
         """
         key = self._ref(resource)
         params = {wire.Q_IMMEDIATE: wire.TRUE} if immediate else None
-        self._request(
-            "DELETE",
-            wire.detail_path(key.resource_type),
-            path_params=self._path_params(key),
-            params=params,
-        )
+        try:
+            self._request(
+                "DELETE",
+                wire.detail_path(key.resource_type),
+                path_params=self._path_params(key),
+                params=params,
+            )
+        except NotFoundResponse:
+            return False
         return True
 
     # --- links ------------------------------------------------------------------------------

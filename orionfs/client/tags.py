@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import requests
@@ -49,14 +49,17 @@ class TagsMixin(SessionCore):
                 resource._set(wire.F_SYSTEMTAGS, list(body[wire.F_SYSTEMTAGS]))
         return tags
 
-    def list_tags(self, resource: ResourceRef) -> list[str]:
-        """The user tags of a taggable resource (File, Dataset, ShardCollection).
+    def list_tags(self, resource: ResourceRef) -> Iterator[dict[str, Any]]:
+        """The user tags of a taggable resource (File, Dataset, ShardCollection): an iterator of
+        dicts, one per tag, ``{"name": <tag>}``.
 
-        Raises ValidationError when the resource type is not taggable.
+        The request is made when this is called (not when the iterator is consumed). A resource
+        object also gets the tags as its ``tags`` attribute. Raises ValidationError when the
+        resource type is not taggable.
         """
         key = self._taggable(resource, "tagged")
         response = self._request("GET", wire.TAGS, path_params=self._tag_params(key))
-        return self._tags_answer(resource, response)
+        return iter([{wire.F_NAME: tag} for tag in self._tags_answer(resource, response)])
 
     def tag_resource(
         self, resource: ResourceRef, *tags: str, project: int | None = None
