@@ -75,6 +75,56 @@ def test_profile_add_with_wrong_password_is_one_line_error_exit_1(capsys, cli_co
     assert "bad" not in config.list_profiles()
 
 
+def test_profile_add_token_stdin_reads_the_token_from_stdin(capsys, cli_config, server,
+                                                           monkeypatch):  # fmt: skip
+    monkeypatch.setattr(sys, "stdin", io.StringIO(server.token + "\n"))
+    code, out, err = _run(capsys, "profile", "add", "ts", "--url", server.url, "--token-stdin")
+    assert code == 0, err
+    saved = config.get_profile_config("ts")
+    assert (saved.token, saved.username) == (server.token, server.username)
+    assert server.token not in out + err
+
+
+class _Terminal(io.StringIO):
+    """A stdin that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_profile_add_asks_for_the_token_on_a_terminal(capsys, cli_config, server, monkeypatch):
+    prompts = []
+    monkeypatch.setattr(sys, "stdin", _Terminal(""))
+    monkeypatch.setattr(
+        "orionfs.cli.commands.getpass.getpass",
+        lambda prompt: prompts.append(prompt) or server.token,
+    )
+    code, out, err = _run(capsys, "profile", "add", "asked", "--url", server.url)
+    assert code == 0, err
+    assert len(prompts) == 1 and "Token" in prompts[0]
+    assert config.get_profile_config("asked").token == server.token
+    assert server.token not in out + err
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "message"),
+    [
+        ((), "", "give --token TOKEN, --token-stdin, or --username USER to log in"),
+        (("--token-stdin",), "", "no token on stdin"),
+        (("--token", "abc", "--token-stdin"), "abc\n", "give only one of --token, --token-stdin"),
+        (("--password-stdin",), "pw\n", "--password-stdin needs --username"),
+    ],
+)
+def test_profile_add_token_problems_are_one_line_errors_exit_1(capsys, cli_config, server,
+                                                              monkeypatch, argv, stdin,
+                                                              message):  # fmt: skip
+    monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))  # not a terminal: no prompt
+    code, out, err = _run(capsys, "profile", "add", "none", "--url", server.url, *argv)
+    assert code == 1 and out == ""
+    assert err == f"orionfs: error: {message}\n"
+    assert "none" not in config.list_profiles()
+
+
 def test_profile_list_marks_the_current_profile(capsys, cli_config, server, monkeypatch):
     config.save_profile("second", server.url, server.username, server.token)
     code, out, _ = _run(capsys, "profile", "list")

@@ -1,7 +1,9 @@
 """Client subcommands of ``orionfs``: ``profile add|list|show``, ``ls``, ``stat``, ``tag``, ``untag``.
 
 Handlers return an int exit code; an error is one clear line on stderr and exit code 1. A token is
-never printed in full (``profile show`` prints its first 4 characters and an ellipsis).
+never printed in full (``profile show`` prints its first 4 characters and an ellipsis); ``profile
+add`` reads it from ``--token``, ``--token-stdin``, a login (``--username``) or, on a terminal, a
+prompt that does not echo it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from orionfs.client import config as cfg
 from orionfs.client import wire
 from orionfs.client.session import OrionSession
 from orionfs.client.types import resource_from_entry
-from orionfs.exceptions import OrionError
+from orionfs.exceptions import OrionError, ValidationError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -58,21 +60,55 @@ def _session(args: argparse.Namespace) -> OrionSession:
 
 
 # --- profile ----------------------------------------------------------------------------------
+def _read_secret_line(what: str) -> str:
+    """The first line of stdin, without its line end; raises ValidationError when it is empty."""
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise ValidationError(f"no {what} on stdin")
+    return value
+
+
+def _stdin_is_a_tty() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdin
+        return False
+
+
+def _profile_token(args: argparse.Namespace, url: str, username: str) -> str:
+    """The token of ``profile add``: ``--token``, ``--token-stdin``, a login with ``--username``
+    and a password, or a prompt on a terminal. Raises ValidationError when there is none."""
+    given = [o for o, on in (("--token", args.token), ("--token-stdin", args.token_stdin)) if on]
+    if args.password_stdin:
+        given.append("--password-stdin")
+    if len(given) > 1:
+        raise ValidationError(f"give only one of {', '.join(given)}")
+    if args.token:
+        return args.token
+    if args.token_stdin:
+        return _read_secret_line("token")
+    if username:
+        if args.password_stdin:
+            password = _read_secret_line("password")
+        else:
+            password = getpass.getpass(f"Password for {username} at {url}: ")
+        login = OrionSession(config=cfg.SessionConfig(url=url, username=username))
+        return login.retrieve_token(username, password)
+    if args.password_stdin:
+        raise ValidationError("--password-stdin needs --username")
+    if not _stdin_is_a_tty():
+        raise ValidationError("give --token TOKEN, --token-stdin, or --username USER to log in")
+    token = getpass.getpass(f"Token for {url} (made in Orion under My Tokens): ").strip()
+    if not token:
+        raise ValidationError("no token given")
+    return token
+
+
 @_handles_errors
 def _profile_add(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/")
     username = args.username or ""
-    if args.token:
-        token = args.token
-    else:
-        if not username:
-            return _fail("give --token TOKEN, or --username USER to log in with a password")
-        if args.password_stdin:
-            password = sys.stdin.readline().rstrip("\r\n")
-        else:
-            password = getpass.getpass(f"Password for {username} at {url}: ")
-        login = OrionSession(config=cfg.SessionConfig(url=url, username=username))
-        token = login.retrieve_token(username, password)
+    token = _profile_token(args, url, username)
     if not username:
         probe = OrionSession(config=cfg.SessionConfig(url=url, token=token))
         username = getattr(probe.get_user_profile(), wire.F_USERNAME, None) or ""
@@ -163,8 +199,14 @@ def register(subparsers: Any) -> None:
     add = profile_sub.add_parser("add", help="add or replace a profile")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--url", required=True, help="Orion base URL, e.g. http://127.0.0.1:8000")
-    add.add_argument("--token", help="an API token (else log in with --username)")
-    add.add_argument("--username", help="user name (with no --token: log in to get a token)")
+    add.add_argument(
+        "--token", help="an API token (visible to other local users in the process list: prefer "
+        "--token-stdin, or give none to be asked for it)"
+    )  # fmt: skip
+    add.add_argument(
+        "--token-stdin", action="store_true", help="read the token from stdin's first line"
+    )
+    add.add_argument("--username", help="user name (with no token: log in to get a token)")
     add.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin's first line"
     )
