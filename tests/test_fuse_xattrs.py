@@ -24,7 +24,8 @@ def tagged(mount, session):
 
 
 def _api_tags(session, orion):
-    return set(session.list_tags(resource_from_entry(api_entry(session, orion), session)))
+    resource = resource_from_entry(api_entry(session, orion), session)
+    return {tag["name"] for tag in session.list_tags(resource)}
 
 
 def test_getfattr_dump_lists_the_orion_attributes(mount, tagged, session):

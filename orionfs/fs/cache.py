@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from cachetools import TTLCache
@@ -47,7 +47,6 @@ from orionfs.exceptions import (
     IsAFolder,
     NotAFolder,
     NotFoundResponse,
-    NotTaggable,
     NotWritable,
     ValidationError,
 )
@@ -57,6 +56,7 @@ from orionfs.fs.listing import Listing
 from orionfs.fs.mountpath import child, is_utf8, new_name, normalize, split, under
 from orionfs.fs.names import display_base, is_plain
 from orionfs.fs.prefetch import Walks
+from orionfs.fs.tags import Tagging
 
 __all__ = ["LS_PAGE_SIZE", "CachedSession"]
 
@@ -76,7 +76,7 @@ def _not_found(path: str) -> NotFoundResponse:
     return NotFoundResponse(custom_error_msg=f"{path}: no such entry", status_code=404)
 
 
-class CachedSession:
+class CachedSession(Tagging):
     """The mount's cached, thread-safe view of Orion over an ``OrionSession``.
 
     ``root`` is the Orion folder path the mount shows; ``ttl`` (seconds, on ``timer``) bounds how long
@@ -349,35 +349,6 @@ class CachedSession:
             self._replace(path, entry, new)
         return new
 
-    def set_tags(self, path: str, tags: Iterable[str]) -> tuple[str, ...]:
-        """Make the entry's tags exactly ``tags`` (one add and/or one remove request, or none).
-
-        Returns the new tags. Raises NotTaggable for folders and shards, NotFoundResponse, and
-        what the session raises (ValidationError / BadResponse for a bad tag).
-        """
-        path = normalize(path)
-        entry = self._taggable(path)
-        want = tuple(dict.fromkeys(tags))
-        add = [t for t in want if t not in entry.tags]
-        drop = [t for t in entry.tags if t not in want]
-        return self._change_tags(path, entry, add, drop, want)
-
-    def add_tag(self, path: str, tag: str) -> tuple[str, ...]:
-        """Add one tag (no request if present); returns the new tags. Raises as set_tags."""
-        path = normalize(path)
-        entry = self._taggable(path)
-        if tag in entry.tags:
-            return entry.tags
-        return self._change_tags(path, entry, [tag], [], (*entry.tags, tag))
-
-    def remove_tag(self, path: str, tag: str) -> tuple[str, ...]:
-        """Remove one tag (no request if absent); returns the new tags. Raises as set_tags."""
-        path = normalize(path)
-        entry = self._taggable(path)
-        if tag not in entry.tags:
-            return entry.tags
-        return self._change_tags(path, entry, [], [tag], tuple(t for t in entry.tags if t != tag))
-
     def find(self, path: str) -> Entry | None:
         """``lookup``, with None for a path that does not exist."""
         try:
@@ -596,32 +567,6 @@ class CachedSession:
             if entry is not None and display_base(entry.name) == display:
                 return entry.name
         return new_name(display)
-
-    def _taggable(self, path: str) -> Entry:
-        entry = self.lookup(path)
-        if not entry.is_taggable:
-            raise NotTaggable(f"{path}: a {entry.kind} has no tags")
-        return entry
-
-    def _change_tags(
-        self, path: str, entry: Entry, add: list[str], drop: list[str], expected: tuple[str, ...]
-    ) -> tuple[str, ...]:
-        tags: list[str] | None = None
-        try:
-            if add:
-                tags = self._call("tag_resource", self.session.tag_resource, entry.ref, *add)
-            if drop:
-                tags = self._call("untag_resource", self.session.untag_resource, entry.ref, *drop)
-        except BaseException:
-            # An add may have happened before a remove failed: what the entry holds is unknown.
-            with self._lock:
-                self._stat.pop(path, None)
-                self._drop_listing(split(path)[0])
-            raise
-        new = entry.with_tags(tags if tags is not None else expected)
-        with self._lock:
-            self._replace(path, entry, new)
-        return new.tags
 
     # The helpers below run with the lock held and make no requests.
 
