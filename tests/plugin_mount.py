@@ -4,7 +4,8 @@ A mount is ``orionfs mount --foreground`` run as a subprocess (so the test proce
 requests itself, and a crash of one cannot hang the other), with the server's ``local`` profile
 (``ORIONFS_CONFIG_DIR`` = ``server.config_dir``), its log in a file, and its recovery and staging
 folders in the test's temp dir. The fixture waits for ``os.path.ismount`` with a bounded wait and
-always unmounts in teardown (``fusermount3 -u``, falling back to ``-uz``), then waits for the process.
+always unmounts in teardown (orionfs.daemon.process.unmount_and_wait: ``fusermount3 -u``, falling
+back to ``-uz``), then waits for the process.
 By default the mount root is the sample user's My Data, so ``mount.path / "x"`` is
 ``/project/<pid>/user/<username>/x`` in Orion (``mount.orion("x")``).
 """
@@ -14,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from orionfs.daemon.process import unmount_and_wait, wait_until_mounted
 
 #: Seconds a mount may take to become ready (imports + credentials check + FUSE init).
 MOUNT_READY_TIMEOUT = 30.0
@@ -44,20 +45,6 @@ def fuse_available() -> str | None:
 def my_data(server: Any) -> str:
     """The Orion path of the server's sample user's My Data."""
     return f"/project/{server.project_id}/user/{server.username}"
-
-
-def force_unmount(path: Path) -> None:
-    """Unmount ``path`` (``fusermount3 -u``, then ``-uz``) if it is mounted."""
-    for flags in ("-u", "-uz"):
-        if not os.path.ismount(path):
-            return
-        for tool in ("fusermount3", "fusermount"):
-            if shutil.which(tool):
-                subprocess.run([tool, flags, str(path)], capture_output=True, timeout=30)
-                break
-        deadline = time.monotonic() + 5
-        while os.path.ismount(path) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 @dataclass
@@ -88,14 +75,9 @@ class MountedFS:
         return self.log_path.read_text(errors="replace")
 
     def unmount(self) -> int | None:
-        """Unmount and wait for the process; returns its exit status (None if it had to be killed)."""
-        force_unmount(self.path)
-        try:
-            return self.proc.wait(MOUNT_EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-            return None
+        """Unmount and wait for the process; returns its exit status (None if it had to be
+        stopped)."""
+        return unmount_and_wait(self.path, self.proc, MOUNT_EXIT_TIMEOUT)
 
 
 def start_mount(
@@ -146,15 +128,12 @@ def start_mount(
         env=env,
         args=list(args),
     )
-    deadline = time.monotonic() + MOUNT_READY_TIMEOUT
-    while not os.path.ismount(mountpoint):
-        if proc.poll() is not None:
-            raise AssertionError(f"orionfs mount exited with {proc.returncode}:\n{mounted.log()}")
-        if time.monotonic() > deadline:
-            mounted.unmount()
-            raise AssertionError(f"mount not ready after {MOUNT_READY_TIMEOUT}s:\n{mounted.log()}")
-        time.sleep(0.05)
-    return mounted
+    if wait_until_mounted(mountpoint, proc, MOUNT_READY_TIMEOUT):
+        return mounted
+    if proc.poll() is not None:
+        raise AssertionError(f"orionfs mount exited with {proc.returncode}:\n{mounted.log()}")
+    mounted.unmount()
+    raise AssertionError(f"mount not ready after {MOUNT_READY_TIMEOUT}s:\n{mounted.log()}")
 
 
 @pytest.fixture

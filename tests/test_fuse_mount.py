@@ -3,8 +3,10 @@ persistence, bounded deadlines."""
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from orionfs.client import config as cfg
+from orionfs.daemon.process import force_unmount, process_alive, wait_for_exit
 from tests.plugin_mount import api_bytes, api_entry, api_exists, api_names, my_data, sh
 
 pytestmark = pytest.mark.fuse
@@ -39,12 +42,6 @@ def _env(config_dir: Path, tmp_path: Path) -> dict[str, str]:
     }
     env.pop("ORION_PROFILE", None)
     return env
-
-
-def _alive(pid: int) -> bool:
-    from orionfs.daemon.mount import process_alive
-
-    return process_alive(pid)
 
 
 def test_read_only_mount_refuses_every_write_with_erofs(mount_factory, server, session, mount):
@@ -105,14 +102,13 @@ def test_daemon_mount_returns_when_ready_and_unmount_ends_it(server, tmp_path):
         assert os.path.ismount(mnt)  # ready when the command returned
         assert "README.txt" in os.listdir(mnt)
         pid = int(result.stdout.split("pid ")[1].split(",")[0])
-        assert _alive(pid)
+        assert process_alive(pid)
         done = orionfs("unmount", str(mnt), env=env)
         assert done.returncode == 0, done.stderr
         assert not os.path.ismount(mnt)
-        assert not _alive(pid)
+        assert not process_alive(pid)
     finally:
-        if os.path.ismount(mnt):
-            subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
+        force_unmount(mnt)
 
 
 def test_local_mount_starts_and_stops_its_own_server(tmp_path):
@@ -129,16 +125,12 @@ def test_local_mount_starts_and_stops_its_own_server(tmp_path):
         (home / "mine.txt").write_bytes(b"local")
         assert (home / "mine.txt").read_bytes() == b"local"
         server_pid = int(info["pid"])
-        assert _alive(server_pid)
+        assert process_alive(server_pid)
         done = orionfs("unmount", str(mnt), env=env)
         assert done.returncode == 0, done.stderr
-        deadline = time.monotonic() + 15
-        while _alive(server_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(server_pid)  # unmounting stopped the server
+        assert wait_for_exit(server_pid, 15)  # unmounting stopped the server
     finally:
-        if os.path.ismount(mnt):
-            subprocess.run(["fusermount3", "-uz", str(mnt)], check=False)
+        force_unmount(mnt)
 
 
 def _one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -212,3 +204,91 @@ def test_api_sees_mkdir_and_files_made_through_the_mount(mount, session):
     (folder / "x.txt").write_bytes(b"x")
     assert api_entry(session, mount.orion(folder.name))["resource_type"] == "folder"
     assert api_exists(session, mount.orion(f"{folder.name}/x.txt"))
+
+
+def _mount_namespace(argv: list[str]) -> dict[str, object]:
+    """The values ``orionfs`` parses from ``argv`` (a ``mount`` command line), ``func`` left out."""
+    from orionfs.cli import build_parser
+
+    values = vars(build_parser().parse_args(argv))
+    values.pop("func")
+    return values
+
+
+def test_every_mount_option_reaches_the_mount_process_with_absolute_paths(tmp_path, monkeypatch):
+    from orionfs.cli.mount import add_mount_arguments, child_argv
+
+    monkeypatch.chdir(tmp_path)
+    user_argv = [
+        "-vv",
+        "mount",
+        "mnt",
+        "--profile=other",
+        "--root",
+        "/project/1/-odd name",
+        "--read-only",
+        "--cache-ttl",
+        "0.1",
+        "--page-size",
+        "7",
+        "--debug",
+        "-o",
+        "allow_other,uid=1000",
+        "-o=-weird",
+        "--local",
+        "data",
+        "--timeout",
+        "2.5e-3",
+        "--retry-deadline",
+        "0",
+        "--log-file",
+        "logs/m.log",
+        "--recovery-dir",
+        "rec",
+        "--staging-dir",
+        "stage",
+        "--ready-timeout",
+        "45",
+    ]
+    parent = _mount_namespace(user_argv)
+    # the test sets every option of `orionfs mount` (but --foreground) away from its default
+    for action in add_mount_arguments(argparse.ArgumentParser(add_help=False)):
+        if action.dest != "foreground" and action.option_strings:
+            assert parent[action.dest] != action.default, f"{action.dest} not set by the test"
+
+    argv = child_argv(argparse.Namespace(**parent))
+    assert argv[:3] == [sys.executable, "-m", "orionfs.cli"]
+    child = _mount_namespace(argv[3:])
+    assert child == {**parent, "foreground": True}
+    for dest, name in [("mountpoint", "mnt"), ("local", "data"), ("log_file", "logs/m.log"),
+                       ("recovery_dir", "rec"), ("staging_dir", "stage")]:  # fmt: skip
+        assert child[dest] == str(tmp_path / name)
+    assert child["verbose"] == 2
+
+
+def test_mount_process_logs_at_least_info_and_gets_only_options_that_were_given(tmp_path):
+    from orionfs.cli.mount import child_argv
+
+    parent = _mount_namespace(["mount", str(tmp_path)])
+    argv = child_argv(argparse.Namespace(**parent))
+    assert argv[3:] == ["-v", "mount", str(tmp_path), "--foreground"]
+    assert _mount_namespace(argv[3:]) == {**parent, "foreground": True, "verbose": 1}
+
+
+def test_mount_validation_leaves_the_urllib3_logger_alone(tmp_path, monkeypatch, caplog):
+    from orionfs.cli import main
+
+    monkeypatch.setenv(cfg.CONFIG_DIR_ENV, str(tmp_path / "config"))
+    cfg.save_profile("nowhere", "http://127.0.0.1:9", "someone", "0" * 40)
+    (tmp_path / "mnt").mkdir()
+    urllib3_logger = logging.getLogger("urllib3")
+    retries_logger = logging.getLogger("urllib3.connectionpool")
+    before = (urllib3_logger.level, retries_logger.level, list(retries_logger.filters))
+    caplog.set_level(logging.WARNING)
+    code = main(["mount", str(tmp_path / "mnt"), "--profile", "nowhere", "--timeout", "1"])
+    assert code == 1  # cannot reach: connections refused, retried for a second
+    after = (urllib3_logger.level, retries_logger.level, list(retries_logger.filters))
+    assert after == before
+    assert not [r for r in caplog.records if r.name.startswith("urllib3")]  # retries not shown
+    retries_logger.warning("a retry after the validation")  # still logged as before
+    assert [r.getMessage() for r in caplog.records] == ["a retry after the validation"]

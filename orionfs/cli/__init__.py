@@ -16,8 +16,7 @@ from orionfs import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand registered."""
-    from orionfs.cli import commands
-    from orionfs.daemon import mount
+    from orionfs.cli import commands, mount
     from orionfs.server import cli as server_cli
 
     parser = argparse.ArgumentParser(

@@ -1,4 +1,4 @@
-"""``python -m orionfs.cli``: the ``orionfs`` command (the mount daemon re-executes itself this way)."""
+"""``python -m orionfs.cli``: the ``orionfs`` command (also how the mount process is started)."""
 
 import sys
 

@@ -1,0 +1,245 @@
+"""``orionfs mount`` and ``orionfs unmount``.
+
+``orionfs mount MOUNTPOINT`` checks everything it can first (option values, mount point,
+``/dev/fuse``, libfuse, the profile, the credentials with one request, the root folder), then starts
+the mount process detached (``orionfs mount --foreground`` with the same options) and returns once
+the mount is ready. ``--local DATA_DIR`` starts ``orionfs serve`` on a free loopback port in the
+mount process and stops it when the mount ends. The work is done in orionfs.daemon.
+
+Every failure is one line on stderr, ``orionfs: error: ...``, and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from orionfs.client.wire import PAGE_LIMIT_MAX
+from orionfs.daemon import MountError
+from orionfs.daemon.checks import check_fuse, check_mountpoint, load_config, validate
+from orionfs.daemon.process import (
+    default_log_file,
+    read_state,
+    spawn_daemon,
+    stop_mount_process,
+    unmount,
+)
+from orionfs.daemon.run import run_foreground
+
+#: Default seconds the kernel and the cache keep metadata.
+DEFAULT_CACHE_TTL: float = 5.0
+#: Seconds one request may wait for the server before the operation fails (EIO/ETIMEDOUT).
+DEFAULT_MOUNT_REQUEST_TIMEOUT: float = 30.0
+#: Seconds after a request's first failure during which retries may happen (bounds every call).
+DEFAULT_MOUNT_RETRY_DEADLINE: float = 60.0
+#: Seconds ``orionfs mount`` waits for the mount (and ``--local`` for its server) to be ready.
+DEFAULT_READY_TIMEOUT: float = 30.0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``mount`` and ``unmount`` to the ``orionfs`` command."""
+    mount = subparsers.add_parser(
+        "mount",
+        help="mount Orion folders as a local directory",
+        description="Mount Orion folders (default: the whole namespace) at MOUNTPOINT.",
+    )
+    add_mount_arguments(mount)
+    mount.set_defaults(func=cmd_mount)
+
+    unmount_parser = subparsers.add_parser("unmount", help="unmount an orionfs mount")
+    unmount_parser.add_argument("mountpoint", metavar="MOUNTPOINT")
+    unmount_parser.add_argument(
+        "--lazy", action="store_true", help="detach now even if busy (umount -l)"
+    )
+    unmount_parser.set_defaults(func=cmd_unmount)
+
+
+def _absolute_path(text: str) -> str:
+    """A path option's value, made absolute where it is given (the mount process runs elsewhere)."""
+    return os.path.abspath(text) if text else text
+
+
+def add_mount_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Add the arguments of ``orionfs mount`` to ``parser``; returns them, so that ``child_argv``
+    can write parsed values back as a command line."""
+    return [
+        parser.add_argument(
+            "mountpoint",
+            metavar="MOUNTPOINT",
+            type=_absolute_path,
+            help="an existing empty directory",
+        ),
+        parser.add_argument(
+            "--profile", help="profile name (default: $ORION_PROFILE, else 'default')"
+        ),
+        parser.add_argument(
+            "--root", default="/", help="Orion folder shown at the mount point (default /)"
+        ),
+        parser.add_argument(
+            "--read-only", action="store_true", help="refuse every write with EROFS"
+        ),
+        parser.add_argument(
+            "--cache-ttl",
+            type=float,
+            default=DEFAULT_CACHE_TTL,
+            metavar="SECONDS",
+            help=f"how long listings and attributes are trusted (default {DEFAULT_CACHE_TTL:g})",
+        ),
+        parser.add_argument(
+            "--page-size",
+            type=int,
+            default=None,
+            metavar="N",
+            help="entries per listing request (default: the server's maximum, 1000)",
+        ),
+        parser.add_argument("--foreground", action="store_true", help="stay in the foreground"),
+        parser.add_argument(
+            "--debug", action="store_true", help="debug logging (implies no secrets)"
+        ),
+        parser.add_argument(
+            "-o",
+            dest="fuse_options",
+            action="append",
+            default=[],
+            metavar="OPTIONS",
+            help="FUSE mount options, comma separated (e.g. allow_other)",
+        ),
+        parser.add_argument(
+            "--local",
+            metavar="DATA_DIR",
+            type=_absolute_path,
+            help="start the local Orion server on DATA_DIR (sample data on first start) and mount it",
+        ),
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=DEFAULT_MOUNT_REQUEST_TIMEOUT,
+            metavar="SECONDS",
+            help=f"request timeout (default {DEFAULT_MOUNT_REQUEST_TIMEOUT:g})",
+        ),
+        parser.add_argument(
+            "--retry-deadline",
+            type=float,
+            default=DEFAULT_MOUNT_RETRY_DEADLINE,
+            metavar="SECONDS",
+            help="retries stop this long after a request first fails "
+            f"(default {DEFAULT_MOUNT_RETRY_DEADLINE:g})",
+        ),
+        parser.add_argument(
+            "--log-file",
+            metavar="PATH",
+            type=_absolute_path,
+            help="the daemon's log (default: under ~/.cache)",
+        ),
+        parser.add_argument(
+            "--recovery-dir",
+            metavar="DIR",
+            type=_absolute_path,
+            help="where data whose upload failed is kept",
+        ),
+        parser.add_argument(
+            "--staging-dir", metavar="DIR", type=_absolute_path, help="where writes are staged"
+        ),
+        parser.add_argument(
+            "--ready-timeout",
+            type=float,
+            default=DEFAULT_READY_TIMEOUT,
+            metavar="SECONDS",
+            help=argparse.SUPPRESS,
+        ),
+    ]
+
+
+def _error(message: str) -> int:
+    print(f"orionfs: error: {message}", file=sys.stderr)
+    return 1
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Option values argparse lets through but that make no sense; MountError (one line)."""
+    ttl = args.cache_ttl
+    if not math.isfinite(ttl) or ttl < 0:
+        raise MountError(f"--cache-ttl must be a number of seconds >= 0, not {ttl:g}")
+    if not math.isfinite(args.timeout) or args.timeout <= 0:
+        raise MountError(f"--timeout must be a number of seconds > 0, not {args.timeout:g}")
+    if not math.isfinite(args.retry_deadline) or args.retry_deadline < 0:
+        raise MountError(
+            f"--retry-deadline must be a number of seconds >= 0, not {args.retry_deadline:g}"
+        )
+    page = getattr(args, "page_size", None)
+    if page is not None and not 1 <= page <= PAGE_LIMIT_MAX:
+        raise MountError(f"--page-size must be between 1 and {PAGE_LIMIT_MAX}, not {page}")
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    """``orionfs mount``: returns the exit status."""
+    try:
+        check_options(args)
+        mountpoint = check_mountpoint(args.mountpoint)
+        check_fuse()
+        if args.foreground:
+            return run_foreground(args, mountpoint)
+        if not args.local:
+            validate(load_config(args.profile), args.root, args.timeout)
+        log_file = Path(args.log_file) if args.log_file else default_log_file(mountpoint)
+        pid = spawn_daemon(child_argv(args), mountpoint, log_file, args.ready_timeout)
+    except MountError as error:
+        return _error(str(error))
+    print(f"mounted at {mountpoint} (pid {pid}, log {log_file})")
+    return 0
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    """``orionfs unmount``: unmount and wait for the mount process (and its local server) to end."""
+    mountpoint = os.path.abspath(args.mountpoint)
+    if not os.path.ismount(mountpoint):
+        return _error(f"{mountpoint} is not mounted")
+    state = read_state(mountpoint)  # before: the mount process removes it as it ends
+    try:
+        unmount(mountpoint, lazy=args.lazy)
+    except MountError as error:
+        return _error(str(error))
+    if state:
+        stop_mount_process(int(state.get("pid", 0)))
+    return 0
+
+
+def child_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of the detached mount process: ``orionfs mount --foreground`` with every
+    mount option of ``args`` (paths are absolute since parsing), logging at least at INFO."""
+    verbose = ["-v"] * max(1, min(int(getattr(args, "verbose", 0) or 0), 2))
+    actions = add_mount_arguments(argparse.ArgumentParser(add_help=False))
+    values = argparse.Namespace(**{**vars(args), "foreground": True})
+    return [sys.executable, "-m", "orionfs.cli", *verbose, "mount", *option_argv(actions, values)]
+
+
+def option_argv(actions: Sequence[argparse.Action], values: argparse.Namespace) -> list[str]:
+    """Arguments that ``actions`` parse back into ``values`` (an option at its default is left out).
+
+    Values are written ``--option=value`` (``-o=value``), so that one starting with ``-`` stays a
+    value; floats with ``repr``, which parses back to the same float.
+    """
+    argv: list[str] = []
+    for action in actions:
+        value = getattr(values, action.dest)
+        if not action.option_strings:
+            argv.append(_text(value))
+            continue
+        if value == action.default:
+            continue
+        flag = max(action.option_strings, key=len)
+        if action.nargs == 0:  # a switch (store_true)
+            argv.append(flag)
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            argv.append(f"{flag}={_text(item)}")
+    return argv
+
+
+def _text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
