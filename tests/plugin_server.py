@@ -1,7 +1,8 @@
 """Fixtures for the real local server, run as a subprocess on a free loopback port.
 
 - ``ServerProcess``: one ``python -m orionfs.server serve --port 0 --test-hooks`` process with its own
-  data and config folders; helpers for the test hooks (counters, faults, latency, users).
+  data and config folders; helpers for the test hooks (counters, faults, latency, storage stalls,
+  users).
 - ``server_factory`` (function scope): call it for a fresh server in its own temp dir.
 - ``server`` (module scope): one server per test module; counters, faults and latency are cleared
   before each test that uses it.
@@ -207,6 +208,10 @@ class ServerProcess:
     def set_latency(self, ms: float) -> None:
         """Delay every later request by ``ms`` milliseconds."""
         self._hook("POST", "latency/", {"ms": ms})
+
+    def stall_storage(self, method: str, seconds: float, count: int = 1) -> None:
+        """Make the next ``count`` calls of storage method ``method`` block for ``seconds``."""
+        self._hook("POST", "storage-stall/", {"method": method, "seconds": seconds, "count": count})
 
     def add_user(
         self,

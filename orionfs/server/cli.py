@@ -141,9 +141,7 @@ def _sample_credentials(storage: Any, data_dir: Path) -> tuple[str, str, int, st
         sample = create_sample(storage)
         password = sample.password
         # The password is a credential: it goes to the owner-only server.json, never to a log.
-        logger.warning(
-            "created sample user %r; its password is in %s", sample.username, info_path
-        )
+        logger.warning("created sample user %r; its password is in %s", sample.username, info_path)
     user = storage.get_user_by_name(previous.get("username") or SAMPLE_USERNAME)
     if user is None:
         raise RuntimeError("the data dir has users but no sample user; remove server.json")

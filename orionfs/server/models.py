@@ -246,6 +246,12 @@ class FaultsIn(BaseModel):
     clear: bool = False
 
 
+class StorageStallIn(BaseModel):
+    method: str
+    seconds: float = Field(ge=0, le=60)
+    count: int = Field(default=1, ge=1, le=1000)
+
+
 class Counters(BaseModel):
     total: int
     by_endpoint: dict[str, int]

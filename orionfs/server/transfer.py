@@ -1,8 +1,9 @@
 """Streaming bodies for the server: multipart and raw uploads into a temp file, ranged downloads.
 
 Uploads never buffer a whole body in memory: each chunk from the ASGI ``receive`` goes straight into
-an :class:`~orionfs.server.storage.Upload`. Downloads read 1 MiB at a time with ``os.pread`` in a
-worker thread and honour a single ``Range: bytes=...`` (``a-b``, ``a-``, ``-n``).
+an :class:`~orionfs.server.storage.Upload`, whose disk work (opening, writing, closing, removing)
+happens in worker threads, never on the event loop. Downloads read 1 MiB at a time with
+``os.pread`` in a worker thread and honour a single ``Range: bytes=...`` (``a-b``, ``a-``, ``-n``).
 """
 
 from __future__ import annotations
@@ -123,27 +124,43 @@ class BlobResponse(Response):
             self.handle.close()
 
 
+async def _write(upload: Upload, data: bytes) -> None:
+    """Append to an upload without blocking the event loop (waits in a thread when it is behind)."""
+    if not upload.write_nowait(data):
+        await anyio.to_thread.run_sync(upload.write, data)
+
+
+async def discard_upload(upload: Upload | None) -> None:
+    """Discard an upload in a thread, even while the request is being cancelled."""
+    if upload is not None:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(upload.discard)
+
+
 async def receive_raw(request: Request, storage: Storage) -> Upload:
     """Stream a raw request body into a new upload (discarded on error)."""
-    upload = storage.new_upload()
+    upload = await anyio.to_thread.run_sync(storage.new_upload)
     try:
         async for chunk in request.stream():
-            upload.write(chunk)
-        upload.close()
+            await _write(upload, chunk)
+        await anyio.to_thread.run_sync(upload.close)
     except BaseException:
-        upload.discard()
+        await discard_upload(upload)
         raise
     return upload
 
 
 class _MultipartSink:
-    """Callbacks for python-multipart: text fields into a dict, the ``file`` part into an Upload."""
+    """Callbacks for python-multipart: text fields into a dict, the ``file`` part's bytes aside.
 
-    def __init__(self, storage: Storage, count_lines: bool) -> None:
-        self.storage = storage
-        self.count_lines = count_lines
+    The parser calls these synchronously, so they do no I/O: the ``file`` part's bytes wait in
+    :attr:`file_data` until :func:`receive_multipart` moves them into the upload.
+    """
+
+    def __init__(self) -> None:
         self.fields: dict[str, str] = {}
-        self.upload: Upload | None = None
+        self.file_started = False
+        self.file_data: list[bytes] = []
         self._headers: dict[str, bytes] = {}
         self._field = b""
         self._value = b""
@@ -184,14 +201,13 @@ class _MultipartSink:
         self._name = raw_name.decode("utf-8", "replace")
         self._is_file = self._name == "file"
         if self._is_file:
-            if self.upload is not None:
+            if self.file_started:
                 raise BadInput("more than one 'file' part")
-            self.upload = self.storage.new_upload(self.count_lines)
+            self.file_started = True
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
-            assert self.upload is not None
-            self.upload.write(data[start:end])
+            self.file_data.append(bytes(data[start:end]))
         else:
             self._buffer += data[start:end]
             if len(self._buffer) > MAX_FIELD_BYTES:
@@ -203,6 +219,11 @@ class _MultipartSink:
                 self.fields[self._name] = bytes(self._buffer).decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BadInput(f"form field {self._name!r} is not UTF-8") from exc
+
+    def take_file_data(self) -> list[bytes]:
+        """The ``file`` part's bytes parsed since the last call."""
+        data, self.file_data = self.file_data, []
+        return data
 
 
 async def receive_multipart(
@@ -218,28 +239,31 @@ async def receive_multipart(
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise BadInput("expected a multipart/form-data body with a boundary")
-    sink = _MultipartSink(storage, count_lines)
+    sink = _MultipartSink()
+    upload: Upload | None = None
     try:
         parser = MultipartParser(boundary, sink.callbacks())
         async for chunk in request.stream():
             if chunk:
                 parser.write(chunk)
+            if sink.file_started and upload is None:
+                upload = await anyio.to_thread.run_sync(storage.new_upload, count_lines)
+            for data in sink.take_file_data():
+                assert upload is not None
+                await _write(upload, data)
         parser.finalize()
-        if sink.upload is None:
+        if upload is None:
             raise BadInput("missing the 'file' part")
-        sink.upload.close()
+        await anyio.to_thread.run_sync(upload.close)
     except BadInput:
-        if sink.upload is not None:
-            sink.upload.discard()
+        await discard_upload(upload)
         raise
     except Exception as exc:
-        if sink.upload is not None:
-            sink.upload.discard()
+        await discard_upload(upload)
         if type(exc).__module__.startswith("python_multipart"):
             raise BadInput(f"malformed multipart body: {exc}") from exc
         raise
     except BaseException:
-        if sink.upload is not None:
-            sink.upload.discard()
+        await discard_upload(upload)
         raise
-    return sink.fields, sink.upload
+    return sink.fields, upload
