@@ -139,6 +139,25 @@ def test_a_valid_token_of_another_case_or_with_extra_characters_is_refused(serve
         assert requests.get(url, headers=_auth(bad), timeout=HTTP_TIMEOUT).status_code == 401, bad
 
 
+@pytest.mark.parametrize("form", ["Token {t}", "Token:{t}", "Token: {t}", "token {t}", "TOKEN:{t}"])
+def test_the_token_header_takes_the_space_and_the_colon_forms(server, form):
+    """``Token <t>`` and the orionclient docs' ``Token:<t>`` (a space after the colon or not)."""
+    headers = {"Authorization": form.format(t=server.token)}
+    response = requests.get(_url(server, "/api/v1/users/me/"), headers=headers, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["Token:", "Token: ", "Token::{t}", "Token:  {t}", "Token :{t}", "Token{t}", "Bearer {t}",
+     "Bearer:{t}", ":{t}", "{t}", "Token:{t} x", "Token {t}:"],
+)  # fmt: skip
+def test_every_other_token_header_form_is_401(server, form):
+    headers = {"Authorization": form.format(t=server.token)}
+    response = requests.get(_url(server, "/api/v1/users/me/"), headers=headers, timeout=HTTP_TIMEOUT)
+    assert response.status_code == 401, (form, response.text)
+
+
 # --- two users ------------------------------------------------------------------------------------
 
 

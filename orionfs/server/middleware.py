@@ -47,8 +47,18 @@ async def send_detail(
     await send({"type": "http.response.body", "body": body})
 
 
+# "Token <t>" (what orionfs sends), or the orionclient docs' "Token:<t>" / "Token: <t>".
+_TOKEN_HEADER = re.compile(r"token(?: +|: ?)(\S+)\s*", re.IGNORECASE)
+
+
+def token_of(header: str) -> str | None:
+    """The token an ``Authorization`` header value carries, or None if it is of another form."""
+    match = _TOKEN_HEADER.fullmatch(header)
+    return match.group(1) if match else None
+
+
 class AuthMiddleware:
-    """Require ``Authorization: Token <t>`` on every ``/api/`` route but token retrieval (401)."""
+    """Require a token (:func:`token_of`) on every ``/api/`` route but token retrieval (401)."""
 
     def __init__(self, app: ASGIApp, storage: Storage) -> None:
         self.app = app
@@ -57,12 +67,11 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/"):
             if scope["path"] != TOKEN_PATH:
-                header = _header(scope, b"authorization") or ""
-                scheme, _, token = header.partition(" ")
+                token = token_of(_header(scope, b"authorization") or "")
                 user = None
-                if scheme.lower() == "token" and token.strip():
+                if token is not None:
                     # A SQLite query: in a worker thread, never on the event loop.
-                    user = await anyio.to_thread.run_sync(self.storage.authenticate, token.strip())
+                    user = await anyio.to_thread.run_sync(self.storage.authenticate, token)
                 if user is None:
                     await send_detail(
                         send, 401, "invalid or missing token", {"WWW-Authenticate": "Token"}

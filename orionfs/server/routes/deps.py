@@ -23,7 +23,9 @@ OrionPath = Annotated[str, Query(pattern=r"^/(?:[^/]+(?:/[^/]+)*)?$", descriptio
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 
-_token_header = APIKeyHeader(name="Authorization", auto_error=False, description="`Token <token>`")
+_token_header = APIKeyHeader(
+    name="Authorization", auto_error=False, description="`Token <token>` or `Token:<token>`"
+)
 
 
 async def current_user(request: Request, _: Annotated[str | None, Security(_token_header)]) -> User:
