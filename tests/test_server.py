@@ -571,6 +571,31 @@ def test_bad_names_are_400(api: Api, folder: str, name: str) -> None:
     assert_error(response, 400)
 
 
+CONTROL_NAMES = ["a\x01b", "tab\there", "new\nline", "cr\r", "\x1f", "del\x7f"]
+
+
+@pytest.mark.parametrize("name", CONTROL_NAMES, ids=repr)
+def test_names_with_control_characters_are_400_with_a_clear_detail(
+    api: Api, folder: str, name: str
+) -> None:
+    file = api.upload_ok(folder, "plain.txt", b"x")
+    attempts = [
+        api.upload(folder, name, b"x"),
+        api.mkdir(f"{folder}/{name}"),
+        api.post("/api/v1/storage/collections/", json={"name": name, "path": folder}),
+        api.request("PATCH", f"/api/v3/storage/files/{file['id']}/", json={"name": name}),
+        api.post(
+            "/api/v1/storage/paths/assign/",
+            json={"assignments": [{"resource_type": "file", "id": file["id"], "path": folder,
+                                   "name": name}]},
+        ),  # fmt: skip
+    ]
+    for response in attempts:
+        assert_error(response, 400)
+        assert "control character" in response.json()["detail"], response.text
+    assert api.names(folder) == ["plain.txt"]
+
+
 def test_a_255_byte_name_is_fine(api: Api, folder: str) -> None:
     name = "é" * 127 + "x"
     assert len(name.encode()) == 255

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from orionfs.server.storage.errors import BadInput
 
 MAX_ID = 2**63 - 1
 MAX_NAME_BYTES = 255
 MAX_TAG_CHARS = 128
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 def check_text(value: str, what: str) -> str:
@@ -23,10 +26,16 @@ def check_text(value: str, what: str) -> str:
 
 
 def check_name(name: str) -> str:
-    """Validate an item name (1..255 bytes of UTF-8, not . or .., no NUL, no /); raise BadInput."""
+    """Validate an item name; raise BadInput.
+
+    A name is 1..255 bytes of UTF-8, not . or .., without / and without control characters
+    (U+0000..U+001F, U+007F).
+    """
     check_text(name, "name")
     if name in ("", ".", ".."):
         raise BadInput(f"invalid name {name!r}")
+    if control := _CONTROL.search(name):
+        raise BadInput(f"name contains a control character (U+{ord(control.group()):04X})")
     if "/" in name:
         raise BadInput("name contains '/'")
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
