@@ -149,7 +149,7 @@ def test_100_absent_name_probes_in_a_listed_folder_cost_no_request(
     assert total(server) == 0
 
 
-def test_plain_name_lookup_without_listing_is_one_stat_and_cached_both_ways(
+def test_plain_name_lookup_without_listing_is_one_stat_and_a_miss_lists_the_folder_once(
     server: Any, session: OrionSession, session_workdir: str, cache: CachedSession, clock: FakeClock
 ) -> None:
     upload(session, session_workdir, "a.txt", b"hello")
@@ -158,16 +158,48 @@ def test_plain_name_lookup_without_listing_is_one_stat_and_cached_both_ways(
     assert server.count(STAT) == 1 and total(server) == 1
     with pytest.raises(NotFoundResponse):
         cache.lookup("/missing")
-    assert server.count(STAT) == 2
-    # Within the TTL neither the entry nor the 404 costs a request again.
+    assert server.count(STAT) == 2 and server.count(LS) == 1  # the miss listed the folder
+    # Within the TTL neither the entry nor any other name of the folder costs a request.
     cache.lookup("/a.txt")
-    with pytest.raises(NotFoundResponse):
-        cache.lookup("/missing")
-    assert total(server) == 2
+    for probe in ("/missing", ".hidden", "/desktop.ini", "/.Trash-1000"):
+        with pytest.raises(NotFoundResponse):
+            cache.lookup(probe if probe.startswith("/") else "/" + probe)
+    assert total(server) == 3
     clock.advance(TTL + 0.1)
     with pytest.raises(NotFoundResponse):
         cache.lookup("/missing")
+    assert server.count(STAT) == 3 and server.count(LS) == 2
+
+
+def test_desktop_probes_in_two_unlisted_folders_cost_at_most_four_requests(
+    server: Any, session: OrionSession, session_workdir: str, cache: CachedSession
+) -> None:
+    session.create_paths(f"{session_workdir}/one", f"{session_workdir}/two")
+    upload(session, f"{session_workdir}/one", "data.csv")
+    probes = [".hidden", ".directory", "autorun.inf", ".Trash", ".Trash-1000",
+              ".xdg-volume-info", "desktop.ini", ".DS_Store", "._data.csv", ".git"]  # fmt: skip
+    server.reset_counters()
+    for folder in ("/one", "/two"):
+        for probe in probes:
+            with pytest.raises(NotFoundResponse):
+                cache.lookup(f"{folder}/{probe}")
+    assert total(server) <= 4 + 2  # a stat and a listing per folder, and each folder's own stat
+    assert server.count(STAT) <= 4 and server.count(LS) == 2
+
+
+def test_a_miss_in_a_folder_larger_than_a_page_keeps_one_stat_per_name(
+    server: Any, session: OrionSession, session_workdir: str, clock: FakeClock
+) -> None:
+    for i in range(6):
+        upload(session, session_workdir, f"f{i}")
+    small_pages = CachedSession(session, root=session_workdir, ttl=TTL, timer=clock, page_size=5)
+    server.reset_counters()
+    for probe in ("/a", "/b", "/c"):
+        with pytest.raises(NotFoundResponse):
+            small_pages.lookup(probe)
+    assert server.count(LS) == 1  # one page, then the folder is known to be large
     assert server.count(STAT) == 3
+    assert small_pages.stats()["listings"] == 0
 
 
 def test_non_plain_name_lookup_lists_the_parent_once(

@@ -120,6 +120,8 @@ class CachedSession(Tagging):
             maxsize=max_entries, ttl=ttl, timer=timer, getsizeof=weight
         )
         self._flights = Flights(self._lock)
+        # Folders too large to list on a miss (see _learn_folder), for the TTL.
+        self._big: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=ttl, timer=timer)
         self._hits = 0
         self._misses = 0
         self._requests: Counter[str] = Counter()
@@ -154,7 +156,11 @@ class CachedSession(Tagging):
         if is_plain(name):
             if not is_utf8(name):
                 raise _not_found(path)  # Orion names are UTF-8: no such entry can exist
-            return self._stat_fetch(path, self._join(self._folder_orion_path(parent), name))
+            try:
+                return self._stat_fetch(path, self._join(self._folder_orion_path(parent), name))
+            except NotFoundResponse:
+                self._learn_folder(parent)  # the next probes in it (a desktop's) cost nothing
+                raise
         entry = self._listing(parent).names.get(name)
         if entry is None:
             raise _not_found(path)
@@ -241,9 +247,11 @@ class CachedSession(Tagging):
         entry = self.lookup(path)
         if entry.is_folder:
             raise IsAFolder(f"{path}: is a folder")
-        self._call("delete_resource", self.session.delete_resource, entry.ref)
+        deleted = self._call("delete_resource", self.session.delete_resource, entry.ref)
         with self._lock:
             self._remove(*split(path), entry)
+        if not deleted:  # someone else deleted it meanwhile
+            raise _not_found(path)
 
     def rename(self, old: str, new: str) -> Entry:
         """Move and/or rename with one ``assign_paths``; returns the moved Entry.
@@ -448,6 +456,38 @@ class CachedSession(Tagging):
         """Stop the work done ahead of walks (the cache still answers)."""
         if self._walks is not None:
             self._walks.close()
+
+    def _learn_folder(self, path: str) -> None:
+        """After a miss in a folder not listed: list it, one page at most, and keep the listing if
+        that page holds the whole folder (a folder of ordinary size); a larger folder is not
+        listed again for the TTL, so its probes cost one stat each, as before."""
+        with self._lock:
+            if path in self._listings or self._big.get(path):
+                return
+        folder = self._folder_entry(path)
+        if not folder.is_folder:
+            return
+        collection = folder.id if folder.kind == wire.SHARD_COLLECTION else None
+
+        def fetch() -> Listing | None:
+            self._count("ls_path")
+            query = {wire.Q_LIMIT: self._page_size or wire.PAGE_LIMIT_MAX}
+            try:
+                answer = self.session.ls_path(folder.path, query)
+            except (NotFoundResponse, BadResponse):
+                return None  # the walker's own lookups report what is wrong
+            items = answer.get(wire.F_RESULTS) or []
+            if answer.get(wire.F_COUNT, 0) > len(items):
+                return None
+            return Listing.of(Entry.from_wire(item, collection) for item in items)
+
+        def store(listing: Listing | None) -> None:
+            if listing is None:
+                self._big[path] = True
+            else:
+                self._listings[path] = listing
+
+        self._flights.run(("probe", path), fetch, store)
 
     def _stat_fetch(self, path: str, orion: str) -> Entry:
         """One ``stat_path`` (single-flight); the answer, or the 404, is cached for the TTL."""
