@@ -134,6 +134,43 @@ def test_sigkill_mid_upload_leaves_a_sound_db_and_no_partial_file(
     ]
 
 
+def _private_modes(data_dir: Path) -> dict[str, int]:
+    """Mode of the data folder, its sub folders and every file whose mode is not private."""
+    modes = {".": _mode(data_dir)}
+    for path in data_dir.rglob("*"):
+        modes[str(path.relative_to(data_dir))] = _mode(path)
+    return modes
+
+
+def test_database_files_are_private_even_in_a_pre_existing_open_data_folder(
+    tmp_path: Path,
+) -> None:
+    server = ServerProcess(tmp_path)
+    server.data_dir.mkdir(parents=True)
+    server.data_dir.chmod(0o755)
+    try:
+        server.start()
+        _api(server).upload_ok(f"/project/{server.project_id}/user/{server.username}", "p", b"p")
+        modes = _private_modes(server.data_dir)
+        for name in ("orion.sqlite3", "orion.sqlite3-wal", "orion.sqlite3-shm"):
+            assert modes.pop(name) == 0o600, name
+        assert {name for name, mode in modes.items() if mode & 0o077} == set(), modes
+        assert modes["."] == 0o700
+        server.stop()
+        # Folders and the database left open by an older version or by hand: tightened at start.
+        opened = [server.data_dir, server.data_dir / "blobs", server.data_dir / "tmp"]
+        opened += server.data_dir.glob("orion.sqlite3*")
+        for path in opened:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        server.start()
+        modes = _private_modes(server.data_dir)
+        assert {name for name, mode in modes.items() if mode & 0o077} == set(), modes
+        assert modes["orion.sqlite3"] == 0o600 and modes["."] == 0o700
+        assert "making it 0700" in server.log_tail(200)
+    finally:
+        server.stop()
+
+
 def test_non_loopback_hosts_are_refused(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "orionfs.server", "serve", "--data", str(tmp_path / "d"),

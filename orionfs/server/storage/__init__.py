@@ -4,9 +4,9 @@ Everything a route needs is a method of :class:`Storage`; each takes the calling
 enforces the permission rules of docs/wire.md, raising one of the :class:`StorageError` subclasses
 (the app maps them to 400/403/404/409). Results are plain dicts already in the wire shape.
 
-Layout of DATA_DIR::
+Layout of DATA_DIR (0700, tightened at start if it is more open; files 0600)::
 
-    orion.sqlite3        metadata (WAL mode, foreign keys on)
+    orion.sqlite3        metadata (WAL mode, foreign keys on); -wal and -shm beside it
     blobs/ab/<id>.<v>    contents; named from ids only, never from user-chosen names
     tmp/                 uploads in progress (renamed into blobs/ only when complete)
 
@@ -30,7 +30,7 @@ import os
 from pathlib import Path
 
 from orionfs.server.storage.accounts import User
-from orionfs.server.storage.blobs import BlobStore, Upload
+from orionfs.server.storage.blobs import BlobStore, Upload, private_folder
 from orionfs.server.storage.collections import Collections
 from orionfs.server.storage.errors import BadInput, Conflict, Forbidden, NotFound, StorageError
 from orionfs.server.storage.folders import ORDERINGS, Folders
@@ -77,6 +77,6 @@ class Storage(Sharing, Collections, Folders):
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.data_dir)
         self.blobs = BlobStore(self.data_dir)
         super().__init__(self.data_dir / DB_NAME)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import queue
+import stat
 import threading
 import uuid
 from pathlib import Path
@@ -20,6 +21,15 @@ logger = logging.getLogger(__name__)
 
 _WRITE_CHUNK = 1 << 20
 _UPLOAD_QUEUE = 64  # chunks in flight to the writer thread
+
+
+def private_folder(path: Path) -> None:
+    """Create ``path`` (and parents) mode 0700, or tighten an existing one to 0700 (logged)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode != 0o700:
+        logger.warning("folder %s was mode %04o; making it 0700", path, mode)
+        path.chmod(0o700)
 
 
 class Upload:
@@ -35,7 +45,8 @@ class Upload:
     def __init__(self, tmp_dir: Path, count_lines: bool = False) -> None:
         self.path = tmp_dir / f"upload-{uuid.uuid4().hex}.part"
         self._count_lines = count_lines
-        self._file: BinaryIO = open(self.path, "xb", buffering=_WRITE_CHUNK)  # noqa: SIM115
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: BinaryIO = os.fdopen(fd, "wb", buffering=_WRITE_CHUNK)
         self._sha = hashlib.sha256()
         self.size = 0
         self._newlines = 0
@@ -121,13 +132,13 @@ class Upload:
 
 
 class BlobStore:
-    """The blob and temp folders of a data dir; uploads left over from a crash are removed."""
+    """The blob and temp folders of a data dir (0700, blobs 0600); a crash's uploads are removed."""
 
     def __init__(self, data_dir: Path) -> None:
         self.blob_dir = data_dir / "blobs"
         self.tmp_dir = data_dir / "tmp"
         for folder in (self.blob_dir, self.tmp_dir):
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(folder)
         for stale in self.tmp_dir.glob("upload-*.part"):
             stale.unlink(missing_ok=True)  # interrupted uploads never became visible
 
@@ -143,7 +154,7 @@ class BlobStore:
         upload.close()
         rel = f"{item_id % 256:02x}/{item_id}.{version}"
         target = self.blob_dir / rel
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(mode=0o700, exist_ok=True)
         os.replace(upload.path, target)
         return rel
 

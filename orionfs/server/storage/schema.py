@@ -8,7 +8,9 @@ have no parent and carry ``root_kind``/``root_project``/``root_user``.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -104,11 +106,37 @@ def icontains(haystack: str, needle: str) -> int:
     return int(needle.casefold() in haystack.casefold())
 
 
+def private_db_files(db_path: Path) -> None:
+    """Make the database file and its -wal and -shm files mode 0600 (logged when tightened).
+
+    A missing database is created empty with 0600 first: SQLite gives the -wal and -shm files it
+    creates the database file's mode.
+    """
+    if not db_path.exists():
+        os.close(os.open(db_path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (
+        db_path,
+        db_path.with_name(f"{db_path.name}-wal"),
+        db_path.with_name(f"{db_path.name}-shm"),
+    ):
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode != 0o600:
+            logger.warning("database file %s was mode %04o; making it 0600", path, mode)
+            path.chmod(0o600)
+
+
 class Database:
-    """One SQLite file in WAL mode: a connection per thread and serialised write transactions."""
+    """One SQLite file in WAL mode: a connection per thread and serialised write transactions.
+
+    The file (with its -wal and -shm) is kept mode 0600.
+    """
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path
+        private_db_files(db_path)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._conn_lock = threading.Lock()
