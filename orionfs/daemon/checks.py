@@ -86,13 +86,10 @@ def validate(config: SessionConfig, root: str, timeout: float) -> None:
     session = OrionSession(config=config.replace(request_timeout=wait, retry_timeout=wait))
     try:
         with _quiet_retries():
-            session.validate_authentication()
-            entry = session.stat_path(root) if root != "/" else None
+            accepted = session.validate_authentication()
+            entry = session.stat_path(root) if accepted and root != "/" else None
     except InvalidCredentials as error:
-        raise MountError(
-            f"bad credentials: {config.url} refused the token of profile '{config.profile}' "
-            "(make a new token and run 'orionfs profile add')"
-        ) from error
+        raise _bad_credentials(config) from error
     except OrionTimeout as error:
         raise MountError(
             f"cannot reach the Orion server at {config.url}: no answer (timed out)"
@@ -107,8 +104,17 @@ def validate(config: SessionConfig, root: str, timeout: float) -> None:
         raise MountError(f"the server at {config.url} refused: {error}") from error
     finally:
         session.close()
+    if not accepted:
+        raise _bad_credentials(config)
     if entry is not None and entry.get("resource_type") not in ("folder", "shard_collection"):
         raise MountError(f"{root} is a {entry.get('resource_type')}, not a folder")
+
+
+def _bad_credentials(config: SessionConfig) -> MountError:
+    return MountError(
+        f"bad credentials: {config.url} refused the token of profile '{config.profile}' "
+        "(make a new token and run 'orionfs profile add')"
+    )
 
 
 class _OneThreadBelow(logging.Filter):

@@ -54,7 +54,7 @@ def watch_stop_signal(
     called from the main thread; elsewhere (embedded use) there is no stop signal, and unmounting
     still works.
     """
-    calls_in_flight = _calls_in_flight(operations)
+    calls_in_flight: CallsInFlight = operations.calls_in_flight
     target = urllib.parse.urlsplit(url)
     port = target.port or (443 if target.scheme == "https" else 80)
     read_end, write_end = os.pipe()
@@ -112,19 +112,6 @@ def _exit_now(operations: Any, mountpoint: str, server: LocalServer | None) -> N
     forget_state(mountpoint)
     logging.shutdown()
     os._exit(0)
-
-
-def _calls_in_flight(operations: Any) -> CallsInFlight:
-    """The operations' ``calls_in_flight()``: (operation name, seconds running) of each FUSE call
-    being served."""
-    method = getattr(operations, "calls_in_flight", None)
-    if method is not None:
-        return method
-    # TODO(renovation): remove this fallback once OrionFS.calls_in_flight() has landed; the
-    # process-wide table in orionfs.fuse.errors is going away.
-    from orionfs.fuse.errors import calls_in_flight
-
-    return calls_in_flight
 
 
 def _stuck_calls(calls_in_flight: CallsInFlight) -> list[tuple[str, float]]:
