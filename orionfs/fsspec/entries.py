@@ -68,7 +68,13 @@ _ENTRY_FIELDS = (
     wire.F_MODIFIED, wire.F_STATE, wire.F_OWNER, wire.F_PROJECT,
 )  # fmt: skip
 #: Ties between entries of one id (ids are per type) are broken in this order, as on the mount.
-_TYPE_ORDER = {wire.FOLDER: 0, wire.SHARD_COLLECTION: 1, wire.FILE: 2, wire.DATASET: 3, wire.SHARD: 4}
+_TYPE_ORDER = {
+    wire.FOLDER: 0,
+    wire.SHARD_COLLECTION: 1,
+    wire.FILE: 2,
+    wire.DATASET: 3,
+    wire.SHARD: 4,
+}
 
 
 def entry_info(entry: Mapping[str, Any], name: str) -> dict[str, Any]:
