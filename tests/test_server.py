@@ -492,9 +492,13 @@ def test_sharing_grants_read_only_access(server: ServerProcess, api: Api, folder
     assert_error(other.post(share_url, json={"share_with": "users", "ids": [1]}), 403)
     api.post(share_url + "remove/", json={"share_with": "users", "ids": [user_id]})
     assert_error(other.get(get_url), 404)
-    project_share = {"share_with": "projects", "ids": [other.project]}
-    assert api.post(share_url, json=project_share).json()["projects"] == [other.project]
-    assert other.get(get_url).status_code == 200
+    assert_error(api.post(share_url, json={"share_with": "projects", "ids": [other.project]}), 404)
+    member = new_user(server, project=api.project)
+    assert_error(member.get(get_url), 404)  # My Data is not the project's
+    project_share = {"share_with": "projects", "ids": [api.project]}
+    assert api.post(share_url, json=project_share).json()["projects"] == [api.project]
+    assert member.get(get_url).status_code == 200
+    assert_error(other.get(get_url), 404)
     assert_error(api.post(share_url, json={"share_with": "groups", "ids": [1]}), 400)
 
 

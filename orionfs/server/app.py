@@ -23,6 +23,7 @@ from orionfs.server.middleware import AuthMiddleware, BodyLimitMiddleware
 from orionfs.server.routes import accounts, collections, files, paths, sharing, testhooks
 from orionfs.server.storage import BadInput, Conflict, Forbidden, NotFound, Storage, StorageError
 from orionfs.server.testhooks import StallingStorage, TestHooks, TestHooksMiddleware
+from orionfs.server.throttle import LoginThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +142,7 @@ def create_app(
     app.state.max_body = max_body
     app.state.max_upload = max_upload
     app.state.hooks = TestHooks() if test_hooks else None
+    app.state.login_throttle = LoginThrottle()
     app.state.storage = StallingStorage(storage, app.state.hooks) if test_hooks else storage
     # The routers' routes are added flat (not include_router, which nests them lazily in newer
     # FastAPI), so that app.routes lists every APIRoute with its path template.

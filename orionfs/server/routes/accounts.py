@@ -19,6 +19,7 @@ from orionfs.server.routes.deps import (
     page,
     storage_of,
 )
+from orionfs.server.throttle import LoginThrottle
 
 VERSIONS = {"storage": "v3", "datasets": "v1", "projects": "v1", "users": "v1"}
 
@@ -28,18 +29,40 @@ auth_router = APIRouter(tags=["auth"], responses=ERRORS)
 router = APIRouter(dependencies=[Depends(current_user)], responses=ERRORS)
 
 
-@auth_router.post("/api/v1/auth/token/", response_model=m.Token)
+@auth_router.post(
+    "/api/v1/auth/token/",
+    response_model=m.Token,
+    responses={429: {"model": m.Detail, "description": "Too many failed logins"}},
+)
 def retrieve_token(
     request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
 ) -> dict:
-    """Exchange HTTP Basic username:password for a new token."""
+    """Exchange HTTP Basic username:password for a new token.
+
+    429 with ``Retry-After`` after too many failed logins for the username or the client address.
+    """
     storage = storage_of(request)
     user = None
     if credentials is not None:
+        throttle: LoginThrottle = request.app.state.login_throttle
+        keys = [("user", credentials.username), ("address", _client_address(request))]
+        wait = throttle.retry_after(keys)
+        if wait is not None:
+            raise HTTPException(
+                429, "too many failed logins; try again later", headers={"Retry-After": str(wait)}
+            )
         user = storage.check_password(credentials.username, credentials.password)
+        if user is None:
+            throttle.failed(keys)
+        else:
+            throttle.succeeded(keys[0])
     if user is None:
         raise HTTPException(401, "bad username or password", headers={"WWW-Authenticate": "Basic"})
     return {"token": storage.issue_token(user.id)}
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
 
 
 @router.get("/api/versions/", response_model=m.Versions, tags=["meta"])

@@ -46,12 +46,16 @@ def _hash_password(password: str, salt: bytes) -> bytes:
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)
 
 
+# The salt and hash an unknown username is checked against (no password matches the hash).
+_NOBODY = (b"\x00" * 16, b"")
+
+
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Accounts(Database):
-    """Users, tokens and projects (the part of the storage that knows nothing of items)."""
+    """Users, tokens and projects; of the items, only the root folders (My Data, Team Data)."""
 
     @staticmethod
     def _user(row: sqlite3.Row) -> User:
@@ -90,9 +94,9 @@ class Accounts(Database):
         except BadInput:
             return None
         row = self._conn().execute("SELECT * FROM users WHERE username = ?", (username,)).fetchone()
-        if row is None:
-            return None
-        if not hmac.compare_digest(_hash_password(password, row["pw_salt"]), row["pw_hash"]):
+        # An unknown user costs one hash too, so that the answer's time does not tell them apart.
+        salt, expected = (row["pw_salt"], row["pw_hash"]) if row else _NOBODY
+        if not hmac.compare_digest(_hash_password(password, salt), expected) or row is None:
             return None
         return self._user(row)
 
@@ -158,6 +162,8 @@ class Accounts(Database):
             else:
                 self._add_member(conn, project, user_id)
             conn.execute("UPDATE users SET default_project = ? WHERE id = ?", (project, user_id))
+            # Shares made with this id before it was taken are not for this user.
+            conn.execute("DELETE FROM shares WHERE kind = 'users' AND target = ?", (user_id,))
             row = conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchone()
         return self._user(row), project
 
@@ -252,27 +258,94 @@ class Accounts(Database):
         return self._project_dict(conn, row)
 
     def leave_project(self, caller: User, project_id: int, new_owner_id: int | None) -> None:
-        """Leave a project; its owner must hand it to another member (BadInput otherwise)."""
+        """Leave a project; its owner must hand it to another member.
+
+        Leaving ends the caller's access to their My Data there (it stays, for a return). With
+        ``new_owner_id`` (a fellow member), that My Data moves into theirs as a folder named after
+        the caller, and they become the owner of it and of the caller's items in Team Data; a
+        leaving project owner also hands them the project.
+
+        Raises NotFound (not a member) and BadInput (no or a bad new owner).
+        """
         with self._write() as conn:
             if project_id not in self._projects_of(conn, caller.id):
                 raise NotFound(f"no project {project_id}")
             owner = conn.execute(
                 "SELECT owner FROM projects WHERE id = ?", (project_id,)
             ).fetchone()[0]
-            if owner == caller.id:
-                if new_owner_id is None or new_owner_id == caller.id:
-                    raise BadInput("the owner must name a new owner to leave a project")
-                if not conn.execute(
-                    "SELECT 1 FROM members WHERE project_id = ? AND user_id = ?",
-                    (project_id, new_owner_id),
-                ).fetchone():
-                    raise BadInput("the new owner must be a member of the project")
-                conn.execute(
-                    "UPDATE projects SET owner = ? WHERE id = ?", (new_owner_id, project_id)
-                )
+            if owner == caller.id and new_owner_id is None:
+                raise BadInput("the owner must name a new owner to leave a project")
+            if new_owner_id is not None:
+                if (
+                    new_owner_id == caller.id
+                    or not conn.execute(
+                        "SELECT 1 FROM members WHERE project_id = ? AND user_id = ?",
+                        (project_id, new_owner_id),
+                    ).fetchone()
+                ):
+                    raise BadInput("the new owner must be another member of the project")
+                if owner == caller.id:
+                    conn.execute(
+                        "UPDATE projects SET owner = ? WHERE id = ?", (new_owner_id, project_id)
+                    )
+                self._hand_over_my_data(conn, project_id, caller.id, new_owner_id)
             conn.execute(
                 "DELETE FROM members WHERE project_id = ? AND user_id = ?", (project_id, caller.id)
             )
+            conn.execute(
+                "UPDATE users SET default_project ="
+                " (SELECT min(project_id) FROM members WHERE user_id = ?)"
+                " WHERE id = ? AND default_project = ?",
+                (caller.id, caller.id, project_id),
+            )
+
+    @staticmethod
+    def _hand_over_my_data(conn: sqlite3.Connection, project: int, leaver: int, heir: int) -> None:
+        """Move ``leaver``'s My Data in ``project`` into ``heir``'s, owned by ``heir``.
+
+        It becomes a folder named after the leaver (``<name> (<id>)`` where that name is taken);
+        the leaver's items in Team Data change owner too.
+        """
+        roots = {
+            row["root_user"]: row
+            for row in conn.execute(
+                "SELECT id, name, root_user FROM items WHERE root_kind = 'user'"
+                " AND root_project = ? AND root_user IN (?, ?)",
+                (project, leaver, heir),
+            )
+        }
+        mine, theirs = roots[leaver], roots[heir]
+        subtree = (
+            "WITH RECURSIVE sub(id) AS (SELECT ? UNION ALL"
+            " SELECT i.id FROM items i JOIN sub ON i.parent_id = sub.id)"
+        )
+        conn.execute(
+            f"{subtree} UPDATE items SET owner = ? WHERE id IN (SELECT id FROM sub)",
+            (mine["id"], heir),
+        )
+        conn.execute(
+            f"{subtree} UPDATE items SET owner = ? WHERE owner = ? AND id IN (SELECT id FROM sub)",
+            (
+                conn.execute(
+                    "SELECT id FROM items WHERE root_kind = 'team' AND root_project = ?", (project,)
+                ).fetchone()[0],
+                heir,
+                leaver,
+            ),
+        )
+        name = mine["name"]
+        if conn.execute(
+            "SELECT 1 FROM items WHERE parent_id = ? AND name = ? AND kind = 'folder'"
+            " AND deleted IS NULL",
+            (theirs["id"], name),
+        ).fetchone():
+            name = f"{name} ({mine['id']})"
+        ts = now_ts()
+        conn.execute(
+            "UPDATE items SET root_kind = NULL, root_project = NULL, root_user = NULL,"
+            " parent_id = ?, name = ?, modified = ? WHERE id = ?",
+            (theirs["id"], name, ts, mine["id"]),
+        )
 
     def balance(self, caller: User) -> float:
         """The caller's balance; BadInput without the cost-accounting capability."""

@@ -136,17 +136,21 @@ class Namespace(Accounts):
         return chain, "/".join([base, *names])
 
     def _access(
-        self, conn: sqlite3.Connection, caller: User, item_id: int
+        self, conn: sqlite3.Connection, caller: User, kind: str, item_id: int
     ) -> tuple[sqlite3.Row, str, int, bool]:
-        """(row, path, project, writable) of an item the caller may read; NotFound otherwise."""
+        """(row, path, project, writable) of an item the caller may read.
+
+        The caller writes their own My Data and the Team Data of a project they are a member of
+        (not a My Data they left behind), and reads what is shared with them. Raises NotFound
+        (``no <kind> <id>``, the text of a missing item) otherwise.
+        """
         chain, path = self._context(conn, item_id)
         root, row = chain[0], chain[-1]
         project = root["root_project"]
         projects = self._projects_of(conn, caller.id)
-        if root["root_kind"] == "user":
-            writable = root["root_user"] == caller.id
-        else:
-            writable = project in projects
+        writable = project in projects and (
+            root["root_kind"] == "team" or root["root_user"] == caller.id
+        )
         if writable:
             return row, path, project, row["kind"] != "shard"
         shared_ids = [row["id"]]
@@ -160,7 +164,7 @@ class Namespace(Accounts):
             [*shared_ids, caller.id, *projects],
         ).fetchone()
         if shared is None:
-            raise NotFound(f"no such item {item_id}")
+            raise NotFound(f"no {kind} {item_id}")
         return row, path, project, False
 
     def _fetch(
@@ -172,12 +176,18 @@ class Namespace(Accounts):
         write: bool = False,
         include_deleted: bool = False,
     ) -> tuple[sqlite3.Row, str, int]:
+        """(row, path, project) of an item of ``kind`` the caller may read (``write``: change).
+
+        Raises NotFound with one text (``no <kind> <id>``) whether the item is missing, deleted
+        (unless ``include_deleted``), of another kind or not the caller's to see, and Forbidden
+        for an item the caller sees but may not change.
+        """
         row = conn.execute(
             "SELECT id, deleted FROM items WHERE id = ? AND kind = ?", (item_id, kind)
         ).fetchone()
         if row is None or (row["deleted"] and not include_deleted):
             raise NotFound(f"no {kind} {item_id}")
-        full, path, project, writable = self._access(conn, caller, item_id)
+        full, path, project, writable = self._access(conn, caller, kind, item_id)
         if write and not writable:
             raise Forbidden(f"you may not change {kind} {item_id}")
         return full, path, project
@@ -315,6 +325,7 @@ class Namespace(Accounts):
         return folder
 
     def _default_folder(self, conn: sqlite3.Connection, caller: User) -> _Node:
-        if caller.default_project is None:
+        project = caller.default_project
+        if project is None or project not in self._projects_of(conn, caller.id):
             raise BadInput("no default project: give a path")
-        return self._root(conn, caller, caller.default_project, "user")
+        return self._root(conn, caller, project, "user")

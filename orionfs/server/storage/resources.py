@@ -187,7 +187,7 @@ class Resources(Namespace):
         ]
         results = []
         for item_id in ids:
-            row, path, proj, _ = self._access(conn, caller, item_id)
+            row, path, proj, _ = self._access(conn, caller, kind, item_id)
             results.append(self._resource(conn, row, path, proj))
         return total, results
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from orionfs.server.storage.accounts import User
-from orionfs.server.storage.errors import BadInput, NotFound
+from orionfs.server.storage.errors import BadInput, Forbidden, NotFound
 from orionfs.server.storage.namespace import Namespace
 from orionfs.server.storage.validation import check_tag, check_text
 
@@ -72,26 +72,30 @@ class Sharing(Namespace):
     def set_sharing(
         self, caller: User, kind: str, item_id: int, share_with: str, ids: Sequence[int], add: bool
     ) -> dict[str, list[int]]:
-        """Share with (``add``) or unshare from users or projects; NotFound for unknown ids."""
+        """Share with (``add``) or unshare from users or projects; only the owner may.
+
+        A share with a user is recorded for any id, taken or not, so that the answer never tells
+        whether a user exists (a share with an id not yet taken is dropped when it is taken). A
+        share with a project needs the caller's membership: NotFound (``no project <id>``, as for
+        a project that does not exist) otherwise. Unsharing what is not shared does nothing.
+        Raises Forbidden for a caller who is not the owner.
+        """
         self._check_taggable(kind)
         if share_with not in ("users", "projects"):
             raise BadInput("share_with must be 'users' or 'projects'")
-        table = "users" if share_with == "users" else "projects"
         with self._write() as conn:
-            self._fetch(conn, caller, kind, item_id, write=True)
-            for target in ids:
-                if add:
-                    if not conn.execute(
-                        f"SELECT 1 FROM {table} WHERE id = ?", (target,)
-                    ).fetchone():
-                        raise NotFound(f"no {share_with[:-1]} {target}")
-                    conn.execute(
-                        "INSERT OR IGNORE INTO shares(item_id, kind, target) VALUES (?, ?, ?)",
-                        (item_id, share_with, target),
-                    )
-                else:
-                    conn.execute(
-                        "DELETE FROM shares WHERE item_id = ? AND kind = ? AND target = ?",
-                        (item_id, share_with, target),
-                    )
+            row, _, _ = self._fetch(conn, caller, kind, item_id, write=True)
+            if row["owner"] != caller.id:
+                raise Forbidden(f"only the owner may share {kind} {item_id}")
+            if add and share_with == "projects":
+                member_of = self._projects_of(conn, caller.id)
+                for target in ids:
+                    if target not in member_of:
+                        raise NotFound(f"no project {target}")
+            sql = (
+                "INSERT OR IGNORE INTO shares(item_id, kind, target) VALUES (?, ?, ?)"
+                if add
+                else "DELETE FROM shares WHERE item_id = ? AND kind = ? AND target = ?"
+            )
+            conn.executemany(sql, [(item_id, share_with, target) for target in ids])
         return self.get_sharing(caller, kind, item_id)
