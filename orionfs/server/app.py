@@ -21,7 +21,15 @@ from starlette.types import ASGIApp
 
 from orionfs.server.middleware import AuthMiddleware, BodyLimitMiddleware
 from orionfs.server.routes import accounts, collections, files, paths, sharing, testhooks
-from orionfs.server.storage import BadInput, Conflict, Forbidden, NotFound, Storage, StorageError
+from orionfs.server.storage import (
+    BadInput,
+    Conflict,
+    Forbidden,
+    NotFound,
+    Storage,
+    StorageError,
+    TooLarge,
+)
 from orionfs.server.testhooks import StallingStorage, TestHooks, TestHooksMiddleware
 from orionfs.server.throttle import LoginThrottle
 
@@ -30,7 +38,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BODY = 1 << 20
 DEFAULT_MAX_UPLOAD = 64 << 30
 
-_STATUS = {BadInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409}
+_STATUS = {BadInput: 400, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413}
 # In this order: the first route whose template matches a request serves it.
 ROUTERS = (
     accounts.auth_router,

@@ -1,30 +1,38 @@
 """Streaming bodies for the server: multipart and raw uploads into a temp file, ranged downloads.
 
-Uploads never buffer a whole body in memory: each chunk from the ASGI ``receive`` goes straight into
-an :class:`~orionfs.server.storage.Upload`, whose disk work (opening, writing, closing, removing)
-happens in worker threads, never on the event loop. Downloads read 1 MiB at a time with
-``os.pread`` in a worker thread and honour a single ``Range: bytes=...`` (``a-b``, ``a-``, ``-n``).
+Uploads never buffer a whole body in memory: each chunk of the file part goes straight into an
+:class:`~orionfs.server.storage.Upload`, and a form's text fields are capped in number and size.
+The upload's disk work (opening, writing, closing, removing) happens in worker threads, never on
+the event loop. Downloads read 1 MiB at a time with ``os.pread`` in a worker thread and honour a
+single ``Range: bytes=...`` (``a-b``, ``a-``, ``-n``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import anyio
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from orionfs.server.storage import BadInput, Storage, Upload
+from orionfs.server.storage import BadInput, Storage, TooLarge, Upload
 
 logger = logging.getLogger(__name__)
 
 DOWNLOAD_CHUNK = 1 << 20
-MAX_FIELD_BYTES = 1 << 20
+# An upload form holds a few small text fields and one file part. The text is held in memory, so
+# it is capped: parts (fields and the file), and text bytes of all fields together. The parser caps
+# each part's headers (8 of at most 4 KiB each). A refused form's body is read to its end (up to
+# FORM_DRAIN_BYTES, then the connection closes) so that the client sees the answer.
+MAX_FORM_PARTS = 32
+MAX_FORM_TEXT_BYTES = 1 << 20
+FORM_DRAIN_BYTES = 256 << 20
 
 
 class RangeNotSatisfiable(Exception):
@@ -159,6 +167,8 @@ class _MultipartSink:
 
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
+        self.parts = 0
+        self.text_bytes = 0
         self.file_started = False
         self.file_data: list[bytes] = []
         self._headers: dict[str, bytes] = {}
@@ -194,6 +204,9 @@ class _MultipartSink:
         self._field = self._value = b""
 
     def on_headers_finished(self) -> None:
+        self.parts += 1
+        if self.parts > MAX_FORM_PARTS:
+            raise TooLarge(f"more than {MAX_FORM_PARTS} parts in the upload form")
         _, params = parse_options_header(self._headers.get("content-disposition", b""))
         raw_name = params.get(b"name")
         if raw_name is None:
@@ -209,9 +222,10 @@ class _MultipartSink:
         if self._is_file:
             self.file_data.append(bytes(data[start:end]))
         else:
+            self.text_bytes += end - start
+            if self.text_bytes > MAX_FORM_TEXT_BYTES:
+                raise TooLarge(f"the upload form's fields exceed {MAX_FORM_TEXT_BYTES} bytes")
             self._buffer += data[start:end]
-            if len(self._buffer) > MAX_FIELD_BYTES:
-                raise BadInput(f"form field {self._name!r} too large")
 
     def on_part_end(self) -> None:
         if not self._is_file and self._name is not None:
@@ -233,7 +247,8 @@ async def receive_multipart(
 
     ``count_lines`` makes the upload count records (datasets).
 
-    Raises BadInput for a body that is not multipart, is malformed or has no ``file`` part.
+    Raises BadInput for a body that is not multipart, is malformed or has no ``file`` part, and
+    TooLarge for a form over the caps (MAX_FORM_PARTS, MAX_FORM_TEXT_BYTES).
     """
     content_type, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
@@ -241,9 +256,10 @@ async def receive_multipart(
         raise BadInput("expected a multipart/form-data body with a boundary")
     sink = _MultipartSink()
     upload: Upload | None = None
+    body = request.stream()
     try:
         parser = MultipartParser(boundary, sink.callbacks())
-        async for chunk in request.stream():
+        async for chunk in body:
             if chunk:
                 parser.write(chunk)
             if sink.file_started and upload is None:
@@ -255,15 +271,29 @@ async def receive_multipart(
         if upload is None:
             raise BadInput("missing the 'file' part")
         await anyio.to_thread.run_sync(upload.close)
-    except BadInput:
+    except (BadInput, TooLarge):
         await discard_upload(upload)
+        await _drain(body)
         raise
     except Exception as exc:
         await discard_upload(upload)
         if type(exc).__module__.startswith("python_multipart"):
+            await _drain(body)
             raise BadInput(f"malformed multipart body: {exc}") from exc
         raise
     except BaseException:
         await discard_upload(upload)
         raise
     return sink.fields, upload
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read and drop the rest of a refused body (at most FORM_DRAIN_BYTES)."""
+    drained = 0
+    try:
+        async for chunk in body:
+            drained += len(chunk)
+            if drained > FORM_DRAIN_BYTES:
+                return
+    except ClientDisconnect:
+        pass

@@ -32,7 +32,14 @@ from pathlib import Path
 from orionfs.server.storage.accounts import User
 from orionfs.server.storage.blobs import BlobStore, Upload, private_folder
 from orionfs.server.storage.collections import Collections
-from orionfs.server.storage.errors import BadInput, Conflict, Forbidden, NotFound, StorageError
+from orionfs.server.storage.errors import (
+    BadInput,
+    Conflict,
+    Forbidden,
+    NotFound,
+    StorageError,
+    TooLarge,
+)
 from orionfs.server.storage.folders import ORDERINGS, Folders
 from orionfs.server.storage.namespace import RESOURCE_TYPES
 from orionfs.server.storage.schema import now_ts
@@ -60,6 +67,7 @@ __all__ = [
     "NotFound",
     "Storage",
     "StorageError",
+    "TooLarge",
     "Upload",
     "User",
     "check_name",

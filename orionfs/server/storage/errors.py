@@ -6,7 +6,8 @@
     ├── BadInput          400: malformed name, path or value
     ├── Forbidden         403: the caller can see the thing but may not change it
     ├── NotFound          404: no such thing, or the caller may not know it exists
-    └── Conflict          409: exists already, or a folder is not empty
+    ├── Conflict          409: exists already, or a folder is not empty
+    └── TooLarge          413: more input than the server holds (an upload form's fields)
 """
 
 from __future__ import annotations
@@ -30,3 +31,7 @@ class NotFound(StorageError):
 
 class Conflict(StorageError):
     """The thing exists already, or a folder is not empty: HTTP 409."""
+
+
+class TooLarge(StorageError):
+    """More input than the server takes, such as too many or too large form fields: HTTP 413."""
