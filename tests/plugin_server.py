@@ -113,6 +113,11 @@ class ServerProcess:
         self.port = int(self.url.rsplit(":", 1)[1])
         return self
 
+    @property
+    def hooks_headers(self) -> dict[str, str]:
+        """The header the test hooks need (their secret, from server.json)."""
+        return {"X-Orion-Test-Hooks": self.info.get("test_hooks_secret", "")}
+
     @staticmethod
     def _read_info(path: Path) -> dict[str, Any]:
         try:
@@ -178,7 +183,7 @@ class ServerProcess:
             method,
             f"{self.url}/api/v1/_test/{name}",
             json=body,
-            headers={"Authorization": f"Token {self.token}"},
+            headers={"Authorization": f"Token {self.token}", **self.hooks_headers},
             timeout=HOOK_TIMEOUT,
         )
         response.raise_for_status()

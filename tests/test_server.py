@@ -641,12 +641,15 @@ def test_bad_paths_are_400(api: Api, path: str) -> None:
         ("POST", "/api/v3/storage/files/", {"files": {"file": ("f", b"x")}}, 400),
         ("POST", "/api/v3/storage/files/", {"data": {"name": "x", "tags": "[1]"}, "files": {"file": ("f", b"x")}}, 400),
         ("POST", "/api/v1/storage/paths/", {"json": {"paths": ["/x" * 600_000]}}, 413),
-        ("POST", "/api/v1/_test/latency/", {"json": {"ms": "slow"}}, 400),
+        ("POST", "/api/v1/_test/latency/", {"json": {"ms": "slow"}, "hooks": True}, 400),
     ],
 )  # fmt: skip
 def test_bad_requests_get_4xx_with_detail(
-    api: Api, method: str, url: str, kwargs: dict[str, Any], status: int
+    server: ServerProcess, api: Api, method: str, url: str, kwargs: dict[str, Any], status: int
 ) -> None:
+    kwargs = dict(kwargs)
+    if kwargs.pop("hooks", False):
+        kwargs["headers"] = server.hooks_headers
     assert_error(api.request(method, url, **kwargs), status)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Callable
 
@@ -150,3 +152,49 @@ def test_keep_alive_requests_take_no_nagle_delay(server: ServerProcess, api: Api
         timings.append(time.monotonic() - started)
     # Without TCP_NODELAY every keep-alive request waits ~40 ms for a delayed ACK.
     assert sorted(timings)[len(timings) // 2] < 0.025
+
+
+HOOK_CALLS = [
+    ("GET", "counters/", None),
+    ("POST", "counters/reset/", None),
+    ("POST", "latency/", {"ms": 0}),
+    ("POST", "faults/", {"status": 500}),
+    ("POST", "storage-stall/", {"method": "authenticate", "seconds": 5}),
+    ("POST", "users/", {"username": "hook-intruder", "password": "x"}),
+]
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong-secret"], ids=["none", "empty", "wrong"])
+def test_hooks_need_their_own_secret_besides_a_token(
+    server: ServerProcess, api: Api, secret: str | None
+) -> None:
+    headers = {} if secret is None else {"X-Orion-Test-Hooks": secret}
+    for method, name, body in HOOK_CALLS:
+        response = api.request(method, f"/api/v1/_test/{name}", json=body, headers=headers)
+        assert response.status_code == 403, (name, response.text)
+        assert "X-Orion-Test-Hooks" in response.json()["detail"]
+    # Nothing took effect: no fault, no stall, no user.
+    assert api.get("/api/versions/").status_code == 200
+    assert server.counters()["by_endpoint"] == {"GET /api/versions/": 1}
+    response = requests.post(
+        f"{server.url}/api/v1/auth/token/", auth=("hook-intruder", "x"), timeout=10
+    )
+    assert response.status_code == 401
+
+
+def test_the_hooks_secret_is_in_the_private_server_json_and_new_at_every_start(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    hooked = server_factory()
+    info_path = hooked.data_dir / "server.json"
+    secret = json.loads(info_path.read_text())["test_hooks_secret"]
+    assert re.fullmatch(r"[0-9a-f]{40}", secret) and (info_path.stat().st_mode & 0o077) == 0
+    hooked.restart()
+    again = json.loads(info_path.read_text())["test_hooks_secret"]
+    assert again != secret
+    api = Api(hooked.url, hooked.token)
+    stale = api.get("/api/v1/_test/counters/", headers={"X-Orion-Test-Hooks": secret})
+    assert stale.status_code == 403
+    assert api.get("/api/v1/_test/counters/", headers={"X-Orion-Test-Hooks": again}).ok
+    plain = server_factory(test_hooks=False)
+    assert "test_hooks_secret" not in json.loads((plain.data_dir / "server.json").read_text())

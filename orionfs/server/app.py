@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -135,10 +136,12 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     max_upload: int = DEFAULT_MAX_UPLOAD,
     storage: Storage | None = None,
+    hooks_secret: str | None = None,
 ) -> FastAPI:
     """Build the server app over the data in ``data_dir`` (or over ``storage``, if given).
 
-    ``test_hooks`` adds the ``/api/v1/_test/`` routes and the counting/fault middleware;
+    ``test_hooks`` adds the ``/api/v1/_test/`` routes, which need ``hooks_secret`` (a new random
+    one if None) in header ``X-Orion-Test-Hooks``, and the counting/fault middleware;
     ``max_body`` limits JSON bodies and ``max_upload`` upload bodies (413 beyond).
     """
     app = OrionApp(
@@ -150,6 +153,7 @@ def create_app(
     app.state.max_body = max_body
     app.state.max_upload = max_upload
     app.state.hooks = TestHooks() if test_hooks else None
+    app.state.hooks_secret = hooks_secret or secrets.token_hex(20)
     app.state.login_throttle = LoginThrottle()
     app.state.storage = StallingStorage(storage, app.state.hooks) if test_hooks else storage
     # The routers' routes are added flat (not include_router, which nests them lazily in newer

@@ -1,7 +1,7 @@
 """``orionfs serve``: run the local Orion server.
 
-On every start it writes DATA_DIR/server.json (0600: url, pid, username, token, project) once the
-socket is listening, and (unless ``--no-profile``) the client profile section (default ``[local]``)
+On every start it writes DATA_DIR/server.json (0600: url, pid, username, token, project, and with
+``--test-hooks`` the hooks' secret, new at every start) once the socket is listening, and (unless ``--no-profile``) the client profile section (default ``[local]``)
 in ``$ORIONFS_CONFIG_DIR/profiles.ini`` (default ``~/.config/orionfs/profiles.ini``).
 """
 
@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import os
+import secrets
 import socket
 import tempfile
 from collections.abc import Callable
@@ -39,9 +40,11 @@ class ServerInfo:
     token: str
     project: int
     password: str | None = None
+    test_hooks_secret: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON of server.json (the password only while it is known)."""
+        """The JSON of server.json (the password only while it is known, the hooks' secret only
+        with ``--test-hooks``)."""
         data: dict[str, Any] = {
             "url": self.url,
             "pid": self.pid,
@@ -51,6 +54,8 @@ class ServerInfo:
         }
         if self.password:
             data["password"] = self.password
+        if self.test_hooks_secret:
+            data["test_hooks_secret"] = self.test_hooks_secret
         return data
 
 
@@ -173,7 +178,8 @@ def run_server(
     storage = Storage(data)
     try:
         username, token, project, password = _sample_credentials(storage, data)
-        app = create_app(data, test_hooks=test_hooks, storage=storage)
+        hooks_secret = secrets.token_hex(20) if test_hooks else None
+        app = create_app(data, test_hooks=test_hooks, storage=storage, hooks_secret=hooks_secret)
         sock = _bind(host, port)
         bound_port = sock.getsockname()[1]
         shown_host = f"[{host}]" if ":" in host else host
@@ -184,6 +190,7 @@ def run_server(
             token=token,
             project=project,
             password=password,
+            test_hooks_secret=hooks_secret,
         )
 
         class _Server(uvicorn.Server):

@@ -200,6 +200,7 @@ class OrionServer:
 
         self._http = requests.Session()
         self._http.headers["Authorization"] = f"Token {self.token}"
+        self._http.headers["X-Orion-Test-Hooks"] = info.get("test_hooks_secret", "")
         wait_for(self._up, START_TIMEOUT, "the server to answer")
 
     def _up(self) -> bool:

@@ -1,11 +1,19 @@
-"""The test hooks (only with ``--test-hooks``): counters, latency, faults, stalls, test users."""
+"""The test hooks (only with ``--test-hooks``): counters, latency, faults, stalls, test users.
+
+Besides a token they need their own secret in header ``X-Orion-Test-Hooks`` (403 otherwise): it is
+made at every start and written to the owner-only DATA_DIR/server.json, so that a token alone can
+neither create users nor inject faults.
+"""
 
 from __future__ import annotations
 
+import hmac
 import random
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Security
 from fastapi.responses import Response
+from fastapi.security import APIKeyHeader
 
 from orionfs.server import models as m
 from orionfs.server.routes.deps import (
@@ -16,8 +24,29 @@ from orionfs.server.routes.deps import (
 from orionfs.server.storage import BadInput, Storage
 from orionfs.server.testhooks import Fault, TestHooks
 
+HOOKS_SECRET_HEADER = "X-Orion-Test-Hooks"
+
+_secret_header = APIKeyHeader(
+    name=HOOKS_SECRET_HEADER,
+    auto_error=False,
+    description="the test hooks' secret (`test_hooks_secret` in server.json)",
+)
+
+
+async def hooks_secret(
+    request: Request, secret: Annotated[str | None, Security(_secret_header)]
+) -> None:
+    """Refuse (403) a hook request without the server's test-hooks secret."""
+    expected: str = request.app.state.hooks_secret
+    if not hmac.compare_digest((secret or "").encode(), expected.encode()):
+        raise HTTPException(403, f"test hooks need the {HOOKS_SECRET_HEADER} secret")
+
+
 router = APIRouter(
-    prefix="/api/v1/_test", dependencies=[Depends(current_user)], responses=ERRORS, tags=["test"]
+    prefix="/api/v1/_test",
+    dependencies=[Depends(current_user), Depends(hooks_secret)],
+    responses=ERRORS,
+    tags=["test"],
 )
 
 
