@@ -3,10 +3,14 @@
 Every test class of the suite that applies to a remote filesystem: copy (``cp`` within Orion), get
 (Orion to local), put (local to Orion), open (``xb``) and pipe (``mode="create"``), against the
 real local server on a loopback port. Each test works in a fresh folder of the sample user's My Data.
+
+The suite's glob edge cases are 32 parametrizations of one test per class, which exercise fsspec's
+own glob rules over the same few requests; every 4th runs by default, all with ``ORIONFS_LONG=1``.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -24,9 +28,21 @@ from fsspec.tests.abstract import (
 
 from orionfs.fsspec import OrionFileSystem
 
+LONG = os.environ.get("ORIONFS_LONG") == "1"
+#: Without ORIONFS_LONG, the glob edge cases whose index is a multiple of this run.
+GLOB_SAMPLE_EVERY = 4
+
 
 class OrionFixtures(AbstractFixtures):
     """The suite's fixtures for Orion: a filesystem on the test server, a fresh folder per test."""
+
+    @pytest.fixture(autouse=True)
+    def _glob_edge_case_sample(self, request: pytest.FixtureRequest) -> None:
+        callspec = getattr(request.node, "callspec", None)
+        if LONG or callspec is None or "glob_edge_cases" not in request.node.name:
+            return
+        if callspec.indices.get("path", 0) % GLOB_SAMPLE_EVERY:
+            pytest.skip(f"one glob edge case in {GLOB_SAMPLE_EVERY} runs (all: ORIONFS_LONG=1)")
 
     @pytest.fixture
     def fs(self, server: Any) -> Iterator[OrionFileSystem]:

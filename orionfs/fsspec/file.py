@@ -1,15 +1,16 @@
 """OrionFile: the file object of ``OrionFileSystem.open`` (fsspec's AbstractBufferedFile).
 
-Reading (``rb``) is random access over a block cache with read-ahead: fsspec's ``background``
-cache by default (an LRU of ``block_size`` blocks, the next block fetched in a thread while the
-current one is read). Blocks come from one of two places:
+Reading (``rb``) takes one of two paths:
 
-- a file read in order from its start (the usual case: pandas, ``shutil.copyfileobj``) is served
-  from one streamed download (:class:`~orionfs.fsspec.streams.DownloadStream`), which reads ahead
-  on its own; the first read elsewhere stops it, and it is not started again for that file;
-- any other block is one ranged GET (``session.read_range``).
-
-A single read of several blocks or more skips the cache and is fetched the same way, at once.
+- a large file read in order from its start (the usual case: pandas' CSV reader,
+  ``shutil.copyfileobj``) is served by one streamed download
+  (:class:`~orionfs.fsspec.streams.DownloadStream`), which reads ahead on its own, in the pieces
+  it arrives in (no copy when a read asks for a whole piece); the first read elsewhere stops it,
+  and it is not started again for that file;
+- any other read is random access over a block cache with read-ahead: fsspec's ``background``
+  cache by default (an LRU of ``block_size`` blocks, the next block fetched in a thread while the
+  current one is read), each block one ranged GET (``session.read_range``). A single read of
+  several blocks or more is one ranged GET of its own, past the cache.
 
 Writing (``wb``, ``xb``, ``ab``) stages the bytes in a spooled temp file (memory, then disk) and
 uploads them in one request when the file is closed: a File that exists keeps its id (its content
@@ -77,7 +78,6 @@ class OrionFile(AbstractBufferedFile):
         self._stream: DownloadStream | None = None
         self._stream_lock = threading.Lock()
         self._streamed = False
-        self._next_start = 0
         self._spool: Any = None
         self._target: dict[str, Any] | None = None
         if mode == "rb":
@@ -104,42 +104,20 @@ class OrionFile(AbstractBufferedFile):
 
     # -- reading -----------------------------------------------------------------------------
     def _fetch_range(self, start: int, end: int) -> bytes:
-        """Bytes ``start:end``: from the file's download stream when they are next in it, else by
-        one ranged GET (see the module docstring)."""
-        with self._stream_lock:
-            stream = self._stream
-            if stream is not None and stream.position != start:
-                self._stop_stream()
-                stream = None
-            if stream is None and self._may_stream(start):
-                stream = self._start_stream(start)
-            self._next_start = end
-            if stream is not None:
-                try:
-                    with orion_errors(self.path):
-                        return stream.read(end - start)
-                except BaseException:
-                    self._stop_stream()
-                    raise
+        """Bytes ``start:end`` by one ranged GET (the block cache's fetcher)."""
         return self.fs._read_range(self.path, self.details, start, end - start)
 
-    def _may_stream(self, start: int) -> bool:
-        """Whether to serve from ``start`` on by one download: only once per file, only near its
-        start and in order, and only where enough of the file remains."""
+    def _may_stream(self) -> bool:
+        """Whether to start the file's download stream here: once per file, at its start, and
+        only where the file is large enough for it to pay off."""
         return (
-            not self._streamed
-            and start <= self.blocksize
-            and start in (0, self._next_start)
-            and self.size - start >= STREAM_MIN_BLOCKS * self.blocksize
+            not self._streamed and self.loc == 0 and self.size >= STREAM_MIN_BLOCKS * self.blocksize
         )
 
-    def _start_stream(self, start: int) -> DownloadStream:
+    def _start_stream(self) -> DownloadStream:
         self._streamed = True
         stream = DownloadStream(self.fs._downloader(self.path, self.details), self.fs.read_wait)
         self._stream = stream
-        if start:
-            with orion_errors(self.path):
-                stream.skip(start)
         return stream
 
     def _stop_stream(self) -> None:
@@ -147,12 +125,38 @@ class OrionFile(AbstractBufferedFile):
         if stream is not None:
             stream.close()
 
+    def _read_stream(self, want: int) -> bytes | None:
+        """The next ``want`` bytes from the download stream, or None when the position is not
+        where the stream is (which stops it: the reader left the in-order path)."""
+        with self._stream_lock:
+            stream = self._stream
+            if stream is None and self._may_stream():
+                stream = self._start_stream()
+            if stream is None:
+                return None
+            if stream.position != self.loc:
+                self._stop_stream()
+                return None
+            try:
+                with orion_errors(self.path):
+                    data = stream.read(want)
+            except BaseException:
+                self._stop_stream()
+                raise
+        self.loc += len(data)
+        return data
+
     def read(self, length: int = -1) -> bytes:
         """Up to ``length`` bytes from the position (all the rest for -1); always ``bytes``."""
         if self.mode == "rb" and not self.closed:
             remaining = max(self.size - self.loc, 0)
             want = remaining if length is None or length < 0 else min(int(length), remaining)
-            if want >= 2 * self.blocksize:  # large: one fetch, no copies through the cache
+            if want == 0:
+                return b""
+            data = self._read_stream(want)
+            if data is not None:
+                return data
+            if want >= 2 * self.blocksize:  # large: one ranged GET, not block after block
                 data = self._fetch_range(self.loc, self.loc + want)
                 self.loc += len(data)
                 return data

@@ -31,7 +31,7 @@ from orionfs.fsspec.entries import INFO_READONLY, INFO_SIZE, content_ref, is_dir
 from orionfs.fsspec.errors import orion_errors
 from orionfs.fsspec.file import DEFAULT_BLOCK_SIZE, OrionFile
 from orionfs.fsspec.listing import ListingMixin
-from orionfs.fsspec.streams import ProgressReader, ProgressWriter, piped_copy
+from orionfs.fsspec.streams import STREAM_CHUNK, ProgressReader, ProgressWriter, piped_copy
 from orionfs.fsspec.tags import TagsMixin
 
 __all__ = ["OrionFileSystem"]
@@ -155,7 +155,7 @@ class OrionFileSystem(
 
         def download(sink: IO[bytes]) -> int:
             with orion_errors(path):
-                return self.session.download_file(ref, sink)
+                return self.session.download_file(ref, sink, chunk_size=STREAM_CHUNK)
 
         return download
 

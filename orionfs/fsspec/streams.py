@@ -55,6 +55,7 @@ class DownloadStream:
         self._wait = wait
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=STREAM_DEPTH)
         self._cancelled = threading.Event()
+        self._piece: bytes = b""
         self._pending = memoryview(b"")
         self._ended = False
         self._thread = threading.Thread(
@@ -96,11 +97,20 @@ class DownloadStream:
         if isinstance(item, BaseException):
             self._ended = True
             raise item
+        self._piece = item
         self._pending = memoryview(item)
         return True
 
     def read(self, length: int) -> bytes:
-        """The next ``length`` bytes (fewer at the end of the content)."""
+        """The next ``length`` bytes (fewer at the end of the content).
+
+        A read of exactly one whole piece gets that piece itself, not a copy: a reader that asks
+        for the download's piece size (``STREAM_CHUNK``, 1 MiB) costs no copying.
+        """
+        if not self._pending and self._next_piece() and length == len(self._piece):
+            self._pending = memoryview(b"")
+            self.position += length
+            return self._piece
         parts: list[memoryview] = []
         need = length
         while need > 0 and (self._pending or self._next_piece()):
@@ -110,15 +120,6 @@ class DownloadStream:
             need -= len(piece)
         self.position += length - need
         return b"".join(parts)
-
-    def skip(self, length: int) -> None:
-        """Drop the next ``length`` bytes."""
-        need = length
-        while need > 0 and (self._pending or self._next_piece()):
-            step = min(need, len(self._pending))
-            self._pending = self._pending[step:]
-            need -= step
-        self.position += length - need
 
     def close(self) -> None:
         """Stop the download (its connection is closed) and drop what was buffered."""
