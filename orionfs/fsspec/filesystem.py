@@ -109,6 +109,11 @@ class OrionFileSystem(
         #: Longest wait for the next piece of a streamed read (beyond the request's own timeout).
         self.read_wait = 2 * session.config.request_timeout
 
+    @property
+    def fsid(self) -> str:
+        """The same for every filesystem on one Orion server (fsspec compares filesystems by it)."""
+        return f"{urls.PROTOCOL}_{self.session.config.url.rstrip(urls.SEP)}"
+
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle as the storage options, with a given session replaced by its config."""
         options = dict(self.storage_options)
