@@ -206,7 +206,7 @@ def test_ls_filters_and_ordering(api: Api, folder: str) -> None:
 def test_entries_have_the_wire_fields(api: Api) -> None:
     entry = api.ls(api.my_data).json()["results"][0]
     assert set(entry) == {
-        "resource_type", "id", "name", "path", "size", "created", "modified", "owner",
+        "resource_type", "id", "name", "path", "size", "created", "modified", "mtime", "owner",
         "project", "state", "tags", "systemtags", "count",
     }  # fmt: skip
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", entry["created"])

@@ -63,6 +63,7 @@ class Entry(BaseModel):
     size: int
     created: str
     modified: str
+    mtime: str
     owner: int | None
     project: int | None
     state: str
@@ -78,6 +79,7 @@ class FileOut(BaseModel):
     size: int
     created: str
     modified: str
+    mtime: str
     owner: int | None
     project: int | None
     state: str
@@ -94,6 +96,7 @@ class DatasetOut(BaseModel):
     description: str
     created: str
     modified: str
+    mtime: str
     count: int
     size: int
     owner: int | None
@@ -115,6 +118,7 @@ class CollectionOut(BaseModel):
     project: int | None
     created: str
     modified: str
+    mtime: str
     tags: list[str]
     systemtags: list[str]
     deleted: str | None
@@ -201,6 +205,9 @@ class GetPathsIn(BaseModel):
 class ResourcePatchIn(BaseModel):
     name: str | None = None
     description: str | None = None
+    mtime: str | None = Field(
+        default=None, description="ISO 8601 with a zone; stored as UTC with microseconds"
+    )
 
 
 class CollectionIn(BaseModel):

@@ -38,6 +38,10 @@ UPLOAD_SCHEMA = {
                         "description": {"type": "string"},
                         "tags": {"type": "string", "description": "JSON list of strings"},
                         "metadata": {"type": "string", "description": "JSON object (shards)"},
+                        "mtime": {
+                            "type": "string",
+                            "description": "ISO 8601 with a zone (files and datasets)",
+                        },
                         "file": {"type": "string", "format": "binary"},
                     },
                 }

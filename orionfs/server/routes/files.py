@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -40,6 +40,7 @@ def _resource_fields(fields: dict[str, str]) -> dict[str, Any]:
         "path": fields.get("path") or None,
         "description": fields.get("description", ""),
         "tags": json_field(fields, "tags", list),
+        "mtime": fields.get("mtime"),
     }
 
 
@@ -92,12 +93,17 @@ def files_patch(
     openapi_extra=RAW_SCHEMA,
     tags=["files"],
 )
-async def files_put_content(request: Request, user: CurrentUser, file_id: ItemId) -> dict:
+async def files_put_content(
+    request: Request,
+    user: CurrentUser,
+    file_id: ItemId,
+    mtime: Annotated[str | None, Query(description="ISO 8601 with a zone; default now")] = None,
+) -> dict:
     """Replace a file's content atomically with the raw body (same id)."""
     storage = storage_of(request)
     await run_in_threadpool(storage.get_resource, user, "file", file_id)  # 404 before reading
     upload = await receive_raw(request, storage)
-    return await run_in_threadpool(storage.replace_content, user, file_id, upload)
+    return await run_in_threadpool(storage.replace_content, user, file_id, upload, mtime)
 
 
 @router.get(

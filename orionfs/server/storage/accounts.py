@@ -173,9 +173,9 @@ class Accounts(Database):
             "INSERT INTO projects(name, owner, created) VALUES (?, ?, ?)", (name, owner, ts)
         ).lastrowid
         conn.execute(
-            "INSERT INTO items(kind, name, root_kind, root_project, owner, created, modified)"
-            " VALUES ('folder', 'team', 'team', ?, ?, ?, ?)",
-            (pid, owner, ts, ts),
+            "INSERT INTO items(kind, name, root_kind, root_project, owner, created, modified, mtime)"
+            " VALUES ('folder', 'team', 'team', ?, ?, ?, ?, ?)",
+            (pid, owner, ts, ts, ts),
         )
         self._add_member(conn, pid, owner)
         return pid
@@ -192,8 +192,8 @@ class Accounts(Database):
             ts = now_ts()
             conn.execute(
                 "INSERT INTO items(kind, name, root_kind, root_project, root_user, owner, created,"
-                " modified) VALUES ('folder', ?, 'user', ?, ?, ?, ?, ?)",
-                (username, project, user_id, user_id, ts, ts),
+                " modified, mtime) VALUES ('folder', ?, 'user', ?, ?, ?, ?, ?, ?)",
+                (username, project, user_id, user_id, ts, ts, ts),
             )
 
     def _projects_of(self, conn: sqlite3.Connection, user_id: int) -> set[int]:
@@ -345,6 +345,9 @@ class Accounts(Database):
             "UPDATE items SET root_kind = NULL, root_project = NULL, root_user = NULL,"
             " parent_id = ?, name = ?, modified = ? WHERE id = ?",
             (theirs["id"], name, ts, mine["id"]),
+        )
+        conn.execute(
+            "UPDATE items SET modified = ?, mtime = ? WHERE id = ?", (ts, ts, theirs["id"])
         )
 
     def balance(self, caller: User) -> float:

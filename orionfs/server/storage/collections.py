@@ -33,10 +33,11 @@ class Collections(Resources):
             folder = self._creation_folder(conn, caller, path)
             ts = now_ts()
             item_id = conn.execute(
-                "INSERT INTO items(kind, name, parent_id, owner, state, metadata, created, modified)"
-                " VALUES ('shard_collection', ?, ?, ?, 'open', ?, ?, ?)",
-                (name, folder.row["id"], caller.id, meta, ts, ts),
+                "INSERT INTO items(kind, name, parent_id, owner, state, metadata, created, modified,"
+                " mtime) VALUES ('shard_collection', ?, ?, ?, 'open', ?, ?, ?, ?)",
+                (name, folder.row["id"], caller.id, meta, ts, ts, ts),
             ).lastrowid
+            self._touch(conn, folder.row["id"], ts)
             row = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
             return self._resource(conn, row, f"{folder.path}/{name}", folder.project)
 
@@ -61,9 +62,10 @@ class Collections(Resources):
                 ts = now_ts()
                 item_id = conn.execute(
                     "INSERT INTO items(kind, name, parent_id, owner, size, metadata, sha256,"
-                    " created, modified) VALUES ('shard', ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (name, collection_id, caller.id, upload.size, meta, upload.sha256, ts, ts),
+                    " created, modified, mtime) VALUES ('shard', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (name, collection_id, caller.id, upload.size, meta, upload.sha256, ts, ts, ts),
                 ).lastrowid
+                self._touch(conn, collection_id, ts)
                 return self._attach_new_blob(conn, upload, item_id, f"{path}/{name}", project)
         finally:
             upload.discard()
@@ -109,6 +111,7 @@ class Collections(Resources):
             self._fetch(conn, caller, "shard_collection", collection_id, write=True)
             row = self._shard(conn, caller, collection_id, shard_id)
             conn.execute("DELETE FROM items WHERE id = ?", (shard_id,))
+            self._touch(conn, collection_id, now_ts())
         self.blobs.unlink(row["blob"])
 
     def open_shard(

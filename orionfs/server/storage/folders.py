@@ -191,10 +191,11 @@ class Folders(Namespace):
                     if row is None:
                         ts = now_ts()
                         new_id = conn.execute(
-                            "INSERT INTO items(kind, name, parent_id, owner, created, modified)"
-                            " VALUES ('folder', ?, ?, ?, ?, ?)",
-                            (name, node.row["id"], caller.id, ts, ts),
+                            "INSERT INTO items(kind, name, parent_id, owner, created, modified,"
+                            " mtime) VALUES ('folder', ?, ?, ?, ?, ?, ?)",
+                            (name, node.row["id"], caller.id, ts, ts, ts),
                         ).lastrowid
+                        self._touch(conn, node.row["id"], ts)
                         row = conn.execute("SELECT * FROM items WHERE id = ?", (new_id,)).fetchone()
                         created = True
                     node = _Node(f"{node.path}/{name}", row, node.project, True)
@@ -225,6 +226,7 @@ class Folders(Namespace):
                     ).fetchone():
                         raise Conflict(f"folder not empty: {path}")
                 self._soft_delete_tree(conn, row["id"], ts)
+                self._touch(conn, row["parent_id"], ts)
 
     def assign(self, caller: User, assignments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Move (and optionally rename) items into folders; all-or-nothing. Returns new entries.
@@ -266,6 +268,9 @@ class Folders(Namespace):
                     "UPDATE items SET parent_id = ?, name = ? WHERE id = ?",
                     (dest.row["id"], name, item_id),
                 )
+                ts = now_ts()
+                for folder_id in {row["parent_id"], dest.row["id"]}:
+                    self._touch(conn, folder_id, ts)
                 new = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
                 tags = self._tags(conn, [item_id])[item_id]
                 results.append(self._entry(new, f"{dest.path}/{name}", dest.project, tags))

@@ -221,6 +221,7 @@ class Namespace(Accounts):
             "size": row["size"] if kind in ("file", "dataset", "shard") else 0,
             "created": row["created"],
             "modified": row["modified"],
+            "mtime": row["mtime"],
             "owner": row["owner"],
             "project": project,
             "state": row["state"],
@@ -238,6 +239,7 @@ class Namespace(Accounts):
             "size": 0,
             "created": created,
             "modified": created,
+            "mtime": created,
             "owner": None,
             "project": project,
             "state": "ready",
@@ -282,6 +284,7 @@ class Namespace(Accounts):
             "path": path,
             "created": row["created"],
             "modified": row["modified"],
+            "mtime": row["mtime"],
             "owner": row["owner"],
             "project": project,
             "state": row["state"],
@@ -298,6 +301,13 @@ class Namespace(Accounts):
         return common
 
     # -- changes of the tree -------------------------------------------------------------------
+
+    @staticmethod
+    def _touch(conn: sqlite3.Connection, container_id: int, ts: str) -> None:
+        """Note a change among a folder's (or collection's) children: its modified and mtime."""
+        conn.execute(
+            "UPDATE items SET modified = ?, mtime = ? WHERE id = ?", (ts, ts, container_id)
+        )
 
     def _soft_delete_tree(self, conn: sqlite3.Connection, item_id: int, ts: str) -> None:
         conn.execute(

@@ -12,7 +12,13 @@ from orionfs.server.storage.blobs import BlobStore, Upload
 from orionfs.server.storage.errors import BadInput, NotFound
 from orionfs.server.storage.namespace import Namespace
 from orionfs.server.storage.schema import now_ts
-from orionfs.server.storage.validation import check_name, check_tag, check_text, parse_path
+from orionfs.server.storage.validation import (
+    check_name,
+    check_tag,
+    check_text,
+    parse_path,
+    parse_timestamp,
+)
 
 
 class Resources(Namespace):
@@ -35,11 +41,13 @@ class Resources(Namespace):
         path: str | None = None,
         description: str = "",
         tags: Sequence[str] = (),
+        mtime: str | None = None,
     ) -> dict[str, Any]:
         """Turn a finished upload into a new file or dataset in folder ``path`` (default My Data).
 
-        The row becomes visible only once the blob is in place. On any error the upload is
-        discarded and the error raised (BadInput, NotFound, Forbidden).
+        ``mtime`` (ISO 8601 with a zone) is the content's modification time; the creation time
+        if None. The row becomes visible only once the blob is in place. On any error the upload
+        is discarded and the error raised (BadInput, NotFound, Forbidden).
         """
         try:
             check_name(name)
@@ -47,12 +55,14 @@ class Resources(Namespace):
             tags = [check_tag(tag) for tag in tags]
             if path is not None:
                 parse_path(path)
+            if mtime is not None:
+                mtime = parse_timestamp(mtime, "mtime")
             with self._write() as conn:
                 folder = self._creation_folder(conn, caller, path)
                 ts = now_ts()
                 item_id = conn.execute(
                     "INSERT INTO items(kind, name, parent_id, owner, size, count, description,"
-                    " sha256, created, modified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " sha256, created, modified, mtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         kind,
                         name,
@@ -64,8 +74,10 @@ class Resources(Namespace):
                         upload.sha256,
                         ts,
                         ts,
+                        mtime or ts,
                     ),
                 ).lastrowid
+                self._touch(conn, folder.row["id"], ts)
                 conn.executemany(
                     "INSERT OR IGNORE INTO tags(item_id, system, tag) VALUES (?, 0, ?)",
                     [(item_id, tag) for tag in tags],
@@ -93,18 +105,27 @@ class Resources(Namespace):
             self.blobs.unlink(rel)
             raise
 
-    def replace_content(self, caller: User, file_id: int, upload: Upload) -> dict[str, Any]:
-        """Replace a file's content atomically (same id, new size/modified/sha256)."""
+    def replace_content(
+        self, caller: User, file_id: int, upload: Upload, mtime: str | None = None
+    ) -> dict[str, Any]:
+        """Replace a file's content atomically (same id, new size/modified/sha256).
+
+        Its ``mtime`` becomes ``mtime`` (ISO 8601 with a zone), or the time of the change if None.
+        """
         try:
+            if mtime is not None:
+                mtime = parse_timestamp(mtime, "mtime")
             with self._write() as conn:
                 row, path, project = self._fetch(conn, caller, "file", file_id, write=True)
                 old = row["blob"]
                 version = int(old.rsplit(".", 1)[1]) + 1 if old else 1
                 rel = self.blobs.place(upload, file_id, version)
                 try:
+                    ts = now_ts()
                     conn.execute(
-                        "UPDATE items SET blob = ?, size = ?, sha256 = ?, modified = ? WHERE id = ?",
-                        (rel, upload.size, upload.sha256, now_ts(), file_id),
+                        "UPDATE items SET blob = ?, size = ?, sha256 = ?, modified = ?, mtime = ?"
+                        " WHERE id = ?",
+                        (rel, upload.size, upload.sha256, ts, mtime or ts, file_id),
                     )
                     new = conn.execute("SELECT * FROM items WHERE id = ?", (file_id,)).fetchone()
                     result = self._resource(conn, new, path, project)
@@ -194,14 +215,21 @@ class Resources(Namespace):
     def update_resource(
         self, caller: User, kind: str, item_id: int, changes: dict[str, Any]
     ) -> dict[str, Any]:
-        """Change ``name``/``description`` (and for collections ``state``/``metadata``)."""
+        """Change ``name``/``description``/``mtime`` (and for collections ``state``/``metadata``).
+
+        Files and datasets take ``mtime`` (ISO 8601 with a zone); a rename notes a change in the
+        parent folder.
+        """
         with self._write() as conn:
             row, path, project = self._fetch(conn, caller, kind, item_id, write=True)
             sets: dict[str, Any] = {}
             if changes.get("name") is not None:
                 sets["name"] = check_name(changes["name"])
-            if changes.get("description") is not None and kind in ("file", "dataset"):
-                sets["description"] = check_text(changes["description"], "description")
+            if kind in ("file", "dataset"):
+                if changes.get("description") is not None:
+                    sets["description"] = check_text(changes["description"], "description")
+                if changes.get("mtime") is not None:
+                    sets["mtime"] = parse_timestamp(changes["mtime"], "mtime")
             if kind == "shard_collection":
                 state = changes.get("state")
                 if state is not None:
@@ -218,6 +246,7 @@ class Resources(Namespace):
                 )
                 if "name" in sets:
                     path = f"{path.rsplit('/', 1)[0]}/{sets['name']}"
+                    self._touch(conn, row["parent_id"], sets["modified"])
             new = conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
             return self._resource(conn, new, path, project)
 
@@ -225,9 +254,14 @@ class Resources(Namespace):
         """Soft-delete (``deleted`` timestamp) or, with ``immediate``, purge rows and blobs."""
         blobs: list[str] = []
         with self._write() as conn:
-            self._fetch(conn, caller, kind, item_id, write=True, include_deleted=immediate)
+            row, _, _ = self._fetch(
+                conn, caller, kind, item_id, write=True, include_deleted=immediate
+            )
+            ts = now_ts()
+            if row["deleted"] is None:
+                self._touch(conn, row["parent_id"], ts)
             if not immediate:
-                self._soft_delete_tree(conn, item_id, now_ts())
+                self._soft_delete_tree(conn, item_id, ts)
                 return
             rows = conn.execute(
                 "WITH RECURSIVE sub(id, depth) AS (SELECT ?, 0 UNION ALL"

@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS items (
     blob TEXT,
     created TEXT NOT NULL,
     modified TEXT NOT NULL,
+    mtime TEXT NOT NULL,
     deleted TEXT
 );
 CREATE INDEX IF NOT EXISTS items_listing ON items(parent_id, deleted, name, id);
@@ -94,6 +95,19 @@ CREATE TABLE IF NOT EXISTS shares (
 );
 CREATE INDEX IF NOT EXISTS shares_target ON shares(kind, target);
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database made by an older version up to the schema above."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(items)")}
+    if "mtime" not in columns:  # before client-set modification times: the server's time
+        logger.info("adding the mtime column to the items table")
+        conn.executescript(
+            "BEGIN IMMEDIATE;"
+            " ALTER TABLE items ADD COLUMN mtime TEXT NOT NULL DEFAULT '';"
+            " UPDATE items SET mtime = modified;"
+            " COMMIT;"
+        )
 
 
 def now_ts() -> str:
@@ -143,6 +157,7 @@ class Database:
         self._write_lock = threading.Lock()
         conn = self._conn()
         conn.executescript(_SCHEMA)
+        _migrate(conn)
         if conn.execute("SELECT value FROM meta WHERE key='created'").fetchone() is None:
             conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now_ts(),))
         self.created = conn.execute("SELECT value FROM meta WHERE key='created'").fetchone()[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from orionfs.server.storage.errors import BadInput
 
@@ -67,3 +68,20 @@ def parse_path(path: str) -> list[str]:
         except BadInput as exc:
             raise BadInput(f"bad path segment: {exc}") from exc
     return segments
+
+
+def parse_timestamp(value: str, what: str) -> str:
+    """An ISO 8601 time with a zone (``Z`` or ``+HH:MM``) as the server stores times.
+
+    That is UTC with microseconds and ``Z`` (``2001-02-03T04:05:06.123456Z``); finer fractions are
+    cut to microseconds. Raises BadInput for anything else, a time without a zone included.
+    """
+    check_text(value, what)
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise BadInput(f"{what} needs a time zone (Z or +HH:MM): {value!r}")
+        utc = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
+        raise BadInput(f"{what} is not an ISO 8601 time: {value!r}") from exc
+    return utc.isoformat(timespec="microseconds") + "Z"
