@@ -143,7 +143,9 @@ def test_a_valid_token_of_another_case_or_with_extra_characters_is_refused(serve
 def test_the_token_header_takes_the_space_and_the_colon_forms(server, form):
     """``Token <t>`` and the orionclient docs' ``Token:<t>`` (a space after the colon or not)."""
     headers = {"Authorization": form.format(t=server.token)}
-    response = requests.get(_url(server, "/api/v1/users/me/"), headers=headers, timeout=HTTP_TIMEOUT)
+    response = requests.get(
+        _url(server, "/api/v1/users/me/"), headers=headers, timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 200, response.text
 
 
@@ -154,7 +156,9 @@ def test_the_token_header_takes_the_space_and_the_colon_forms(server, form):
 )  # fmt: skip
 def test_every_other_token_header_form_is_401(server, form):
     headers = {"Authorization": form.format(t=server.token)}
-    response = requests.get(_url(server, "/api/v1/users/me/"), headers=headers, timeout=HTTP_TIMEOUT)
+    response = requests.get(
+        _url(server, "/api/v1/users/me/"), headers=headers, timeout=HTTP_TIMEOUT
+    )
     assert response.status_code == 401, (form, response.text)
 
 

@@ -590,8 +590,11 @@ def test_names_with_control_characters_are_400_with_a_clear_detail(
         api.request("PATCH", f"/api/v3/storage/files/{file['id']}/", json={"name": name}),
         api.post(
             "/api/v1/storage/paths/assign/",
-            json={"assignments": [{"resource_type": "file", "id": file["id"], "path": folder,
-                                   "name": name}]},
+            json={
+                "assignments": [
+                    {"resource_type": "file", "id": file["id"], "path": folder, "name": name}
+                ]
+            },
         ),  # fmt: skip
     ]
     for response in attempts:

@@ -57,6 +57,7 @@ def test_a_slow_storage_call_holds_up_only_its_own_request(
     time.sleep(0.2)  # the slow request is now blocked in the stalled storage call
     seconds, response = _timed(lambda: fast_client.get("/api/versions/"))
     thread.join(10)
+    print(f"\n[stalled {method}] slow request {slow['seconds']:.2f} s, concurrent {seconds:.3f} s")
     assert response.status_code == 200
     assert slow["seconds"] >= STALL_SECONDS  # the stall did hit the slow request
     assert slow["response"].status_code in (200, 201)  # type: ignore[union-attr]
@@ -85,5 +86,6 @@ def test_eight_concurrent_listings_take_about_one_latency(server: ServerProcess)
             return time.monotonic() - started
 
     best = min(batch() for _ in range(3))
+    print(f"\n[8 concurrent listings, {latency * 1000:.0f} ms latency] {best * 1000:.0f} ms")
     # One after the other they would take 8 x 20 ms; side by side about one latency.
     assert best < len(clients) * latency / 2, f"8 concurrent listings took {best * 1000:.0f} ms"

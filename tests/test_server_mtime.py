@@ -148,8 +148,10 @@ def test_a_folders_modified_moves_when_its_children_change(api: Api, folder: str
     steps = [
         ("upload", lambda: _upload(api, folder, "child.txt")),
         ("mkdir", lambda: api.mkdir(f"{folder}/sub")),
-        ("collection", lambda: api.post("/api/v1/storage/collections/",
-                                        json={"name": "c", "path": folder})),  # fmt: skip
+        (
+            "collection",
+            lambda: api.post("/api/v1/storage/collections/", json={"path": folder, "name": "c"}),
+        ),
     ]
     last, created = _folder_times(api, folder)
     assert last == created

@@ -51,9 +51,7 @@ def owned(server: ServerProcess) -> dict[str, int]:
     api = _api(server)
     folder = f"{api.my_data}/enumeration"
     assert api.mkdir(folder).status_code == 201
-    collection = api.post(
-        "/api/v1/storage/collections/", json={"name": "c", "path": folder}
-    ).json()
+    collection = api.post("/api/v1/storage/collections/", json={"name": "c", "path": folder}).json()
     shard = api.post(
         f"/api/v1/storage/collections/{collection['id']}/shards/",
         data={"name": "s"},
@@ -151,12 +149,8 @@ def test_sharing_with_an_unknown_user_answers_like_sharing_with_a_real_one(
                 unshared.text,
             )
         )
-    assert answers[0] == answers[1] == (
-        200,
-        '{"users":[<id>],"projects":[]}',
-        200,
-        '{"users":[],"projects":[]}',
-    )
+    expected = (200, '{"users":[<id>],"projects":[]}', 200, '{"users":[],"projects":[]}')
+    assert answers == [expected, expected]
 
 
 def test_a_share_with_a_user_id_not_yet_taken_gives_its_later_owner_nothing(
@@ -264,7 +258,9 @@ def test_leaving_a_project_ends_access_to_ones_my_data_there(server: ServerProce
         "PUT", f"/api/v3/storage/files/{kept['id']}/content/", data=b"changed"
     )
     assert response.status_code == 404
-    assert kept["id"] not in [f["id"] for f in leaver.get("/api/v3/storage/files/").json()["results"]]
+    assert kept["id"] not in [
+        f["id"] for f in leaver.get("/api/v3/storage/files/").json()["results"]
+    ]
     # Their default project is gone: an upload without a path names no folder of theirs.
     assert leaver.upload(None, "where.txt", b"?").status_code in (400, 404)
     assert leaver.get("/api/v1/users/me/").json()["default_project"] != owner.project
