@@ -268,7 +268,7 @@ def test_list_sharing_takes_a_class_or_wire_name_and_an_id_or_an_instance(
 ):
     file = _upload(session, session_workdir, "ls.txt")
     other = other_user_session.get_user_profile()
-    project = other_user_session.get_current_project()
+    project = session.get_current_project()  # a project share needs the sharer's membership
     session.share_resource(file, "users", other)  # a User stands for its id
     session.share_resource(file, "projects", [project])
     expected = [{"share_with": "users", "id": other.id},
