@@ -11,6 +11,8 @@ ldconfig -p 2>/dev/null | grep -q 'libfuse3.so.3' || need_apt+=(libfuse3-3)
 ldconfig -p 2>/dev/null | grep -q 'libfuse.so.2' || need_apt+=(libfuse2)
 command -v getfattr >/dev/null 2>&1 || need_apt+=(attr)
 command -v rsync >/dev/null 2>&1 || need_apt+=(rsync)
+command -v gio >/dev/null 2>&1 || need_apt+=(libglib2.0-bin)  # the desktop trash tests
+command -v setpriv >/dev/null 2>&1 || need_apt+=(util-linux)  # tests acting as another uid
 if [ "${ORIONFS_NO_RCLONE:-0}" != 1 ]; then
   command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 fi

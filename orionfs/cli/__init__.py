@@ -16,7 +16,7 @@ from orionfs import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand registered."""
-    from orionfs.cli import commands, mount
+    from orionfs.cli import cache, commands, mount, recover, stats, status
     from orionfs.server import cli as server_cli
 
     parser = argparse.ArgumentParser(
@@ -31,12 +31,34 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(subparsers)
     server_cli.register(subparsers)
     mount.register(subparsers)
+    recover.register(subparsers)
+    status.register(subparsers)
+    stats.register(subparsers)
     return parser
+
+
+def _is_helper_call(parser: argparse.ArgumentParser, argv: Sequence[str]) -> bool:
+    """Whether ``argv`` is libfuse's generic helper form, ``orionfs SOURCE MOUNTPOINT -o ...``
+    (``mount.fuse3 'orionfs#work:/path' /mnt``), not a subcommand."""
+    commands: set[str] = set()
+    for action in parser._actions:  # argparse keeps the subcommands only there
+        if isinstance(action, argparse._SubParsersAction):
+            commands |= set(action.choices)
+    positional = [arg for arg in argv if not arg.startswith("-")]
+    return bool(argv) and not argv[0].startswith("-") and argv[0] not in commands and (
+        len(positional) >= 2
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``orionfs`` command line; returns the process exit code."""
     parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    if _is_helper_call(parser, argv):
+        from orionfs.cli.helper import main as helper_main
+
+        return helper_main(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -9,19 +9,21 @@ prompt that does not echo it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import getpass
 import json
 import os
 import sys
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from orionfs.client import config as cfg
 from orionfs.client import wire
 from orionfs.client.session import OrionSession
 from orionfs.client.types import resource_from_entry
-from orionfs.exceptions import OrionError, ValidationError
+from orionfs.exceptions import OrionConnectionError, OrionError, OrionTimeout, ValidationError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -92,7 +94,14 @@ def _profile_token(args: argparse.Namespace, url: str, username: str) -> str:
             password = _read_secret_line("password")
         else:
             password = getpass.getpass(f"Password for {username} at {url}: ")
-        login = OrionSession(config=cfg.SessionConfig(url=url, username=username))
+        login = OrionSession(
+            config=cfg.SessionConfig(
+                url=url,
+                username=username,
+                request_timeout=PROFILE_CHECK_TIMEOUT,
+                retry_timeout=PROFILE_CHECK_TIMEOUT,
+            )
+        )
         return login.retrieve_token(username, password)
     if args.password_stdin:
         raise ValidationError("--password-stdin needs --username")
@@ -104,14 +113,45 @@ def _profile_token(args: argparse.Namespace, url: str, username: str) -> str:
     return token
 
 
+#: Seconds ``profile add`` waits for the server (its login or its check of the token).
+PROFILE_CHECK_TIMEOUT: float = 10.0
+
+
+def _one_line_transport_errors(url: str) -> contextlib.AbstractContextManager[None]:
+    """While ``profile add`` talks to the server: urllib3's retry warnings are dropped and an
+    unreachable server is one line (ValidationError: "cannot reach URL: Connection refused")."""
+    from orionfs.daemon.checks import quiet_retries, root_cause  # the mount's own one-liners
+
+    @contextlib.contextmanager
+    def guard() -> Iterator[None]:
+        try:
+            with quiet_retries():
+                yield
+        except (OrionConnectionError, OrionTimeout) as error:
+            raise ValidationError(f"cannot reach {url}: {root_cause(error)}") from error
+
+    return guard()
+
+
 @_handles_errors
 def _profile_add(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValidationError(f"--url must be http(s)://HOST[:PORT], not {args.url!r}")
     username = args.username or ""
-    token = _profile_token(args, url, username)
-    if not username:
-        probe = OrionSession(config=cfg.SessionConfig(url=url, token=token))
-        username = getattr(probe.get_user_profile(), wire.F_USERNAME, None) or ""
+    with _one_line_transport_errors(url):
+        token = _profile_token(args, url, username)
+        if not username:
+            probe = OrionSession(
+                config=cfg.SessionConfig(
+                    url=url,
+                    token=token,
+                    request_timeout=PROFILE_CHECK_TIMEOUT,
+                    retry_timeout=PROFILE_CHECK_TIMEOUT,
+                )
+            )
+            username = getattr(probe.get_user_profile(), wire.F_USERNAME, None) or ""
     path = cfg.save_profile(args.name, url, username, token, project=args.project)
     print(f"saved profile '{args.name}' ({username} at {url}) in {path}")
     return 0

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from orionfs.client.config import SessionConfig, get_profile_config
 from orionfs.client.session import OrionSession
 from orionfs.daemon import MountError
+from orionfs.daemon.state import is_dead_mount
 from orionfs.exceptions import (
     InvalidCredentials,
     NotFoundResponse,
@@ -32,9 +33,16 @@ VALIDATION_TIMEOUT_MAX: float = 15.0
 URLLIB3_RETRY_LOGGER = "urllib3.connectionpool"
 
 
-def check_mountpoint(path: str) -> str:
-    """The absolute mount point; MountError if missing, not a directory, or already mounted."""
+def check_mountpoint(path: str, allow_non_empty: bool = False) -> str:
+    """The absolute mount point; MountError if missing, not a directory, already mounted (a dead
+    orionfs mount included), or not empty (unless ``allow_non_empty``: what it holds is hidden
+    while mounted)."""
     mountpoint = os.path.abspath(path)
+    if is_dead_mount(mountpoint):
+        raise MountError(
+            f"mount point {mountpoint} holds a dead mount (its process is gone): "
+            f"run 'orionfs unmount {mountpoint}' first"
+        )
     if not os.path.lexists(mountpoint):
         raise MountError(f"mount point {mountpoint} does not exist (create it with mkdir)")
     try:
@@ -44,9 +52,14 @@ def check_mountpoint(path: str) -> str:
             raise MountError(
                 f"mount point {mountpoint} is busy: something is already mounted there"
             )
-        os.listdir(mountpoint)
+        entries = os.listdir(mountpoint)
     except OSError as error:
         raise MountError(f"mount point {mountpoint} is not usable: {error.strerror}") from error
+    if entries and not allow_non_empty:
+        raise MountError(
+            f"mount point {mountpoint} is not empty ({len(entries)} entries would be hidden "
+            "while mounted): use an empty folder, or --allow-non-empty"
+        )
     return mountpoint
 
 
@@ -85,7 +98,7 @@ def validate(config: SessionConfig, root: str, timeout: float) -> None:
     wait = min(timeout, VALIDATION_TIMEOUT_MAX)
     session = OrionSession(config=config.replace(request_timeout=wait, retry_timeout=wait))
     try:
-        with _quiet_retries():
+        with quiet_retries():
             accepted = session.validate_authentication()
             entry = session.stat_path(root) if accepted and root != "/" else None
     except InvalidCredentials as error:
@@ -96,7 +109,7 @@ def validate(config: SessionConfig, root: str, timeout: float) -> None:
         ) from error
     except OrionConnectionError as error:
         raise MountError(
-            f"cannot reach the Orion server at {config.url}: {_root_cause(error)}"
+            f"cannot reach the Orion server at {config.url}: {root_cause(error)}"
         ) from error
     except NotFoundResponse as error:
         raise MountError(f"no such Orion folder: {root}") from error
@@ -130,7 +143,7 @@ class _OneThreadBelow(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_retries() -> Iterator[None]:
+def quiet_retries() -> Iterator[None]:
     """While the block runs, urllib3's warning for each retry made by this thread is dropped (the
     error that ends the retries is the one line the user sees); with ``-v`` they are kept.
 
@@ -148,7 +161,7 @@ def _quiet_retries() -> Iterator[None]:
         retries.removeFilter(quiet)
 
 
-def _root_cause(error: BaseException) -> str:
+def root_cause(error: BaseException) -> str:
     """The innermost OS-level reason of a transport error (e.g. "Connection refused")."""
     seen: set[int] = set()
     stack: list[BaseException] = [error]
