@@ -110,10 +110,15 @@ class Namespace:
             return None
 
     def listdir(self, path: str) -> dict[str, Entry]:
-        """A folder's entries by display name, with the new files not uploaded yet."""
+        """A folder's entries by display name, with the new files not uploaded yet; an open file
+        shows as ``entry`` shows it (its staged size and time): the kernel takes a listing's
+        attributes as the files' own."""
         entries = self.cache.listdir(path)
-        for name, node in self.files.pending_children(path).items():
-            entries.setdefault(name, self.node_entry(node))
+        for name, node in self.files.children(path).items():
+            if node.pending:
+                entries.setdefault(name, self.node_entry(node))
+            elif name in entries:
+                entries[name] = self.node_entry(node)
         return entries
 
     # -- folders -----------------------------------------------------------------------------------

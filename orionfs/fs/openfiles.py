@@ -115,15 +115,16 @@ class OpenFileTable:
 
     def pending_children(self, folder: str) -> dict[str, StagedFile]:
         """New, never-uploaded files directly in ``folder``: name -> node."""
+        return {name: node for name, node in self.children(folder).items() if node.pending}
+
+    def children(self, folder: str) -> dict[str, StagedFile]:
+        """Open files directly in ``folder`` (new or not; not the unlinked ones): name -> node."""
         prefix = folder.rstrip("/") + "/"
         with self._lock:
             return {
                 path[len(prefix) :]: node
                 for path, node in self._nodes.items()
-                if node.pending
-                and not node.detached
-                and path.startswith(prefix)
-                and "/" not in path[len(prefix) :]
+                if not node.detached and path.startswith(prefix) and "/" not in path[len(prefix) :]
             }
 
     def has_nodes_below(self, folder: str) -> bool:

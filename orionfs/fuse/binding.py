@@ -9,34 +9,160 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import mfusepy
 
 from orionfs.fuse.operations import BLOCK_SIZE, MountOptions, OrionFS
-from orionfs.fuse.xattrs import ENOATTR, XATTR_PREFIX
-
-_XATTR_PREFIX_BYTES = XATTR_PREFIX.encode()
+from orionfs.fuse.xattrs import ENOATTR, XATTR_PREFIX, XATTR_STATS
 
 logger = logging.getLogger(__name__)
 
+_XATTR_PREFIX_BYTES = XATTR_PREFIX.encode()
+_XATTR_STATS_BYTES = XATTR_STATS.encode()
+#: xattr namespaces the mount has nothing in: EOPNOTSUPP, which ``ls`` and libacl remember for the
+#: whole device (ENODATA would make them ask again for every file).
+_UNSUPPORTED_XATTR_PREFIXES = (b"security.", b"system.", b"trusted.")
+
+#: libfuse 3 readdir flag: the kernel asked for READDIRPLUS (entries with their attributes).
+FUSE_READDIR_PLUS: int = 1 << 0
+#: libfuse 3 filler flag: the entry's attributes are complete (libfuse then hands the kernel a
+#: node id, and the kernel keeps the entry instead of looking it up again).
+FUSE_FILL_DIR_PLUS: int = 1 << 1
+#: How long the stats value measured by a size query (getxattr with no buffer) answers the read
+#: that follows it, so that the two agree.
+STATS_MEASURE_SECONDS: float = 1.0
+
+
+def _copy_out(data: bytes, value: Any, size: int) -> int:
+    """An xattr answer: its size for a size query (no buffer), else ``data`` copied into the
+    buffer (ERANGE if it does not fit)."""
+    if not value:
+        return len(data)
+    if len(data) > size:
+        return -errno.ERANGE
+    ctypes.memmove(value, data, len(data))
+    return len(data)
+
 
 class OrionFUSE(mfusepy.FUSE):
-    """mfusepy's FUSE, passing rename flags (RENAME_NOREPLACE/EXCHANGE) on with libfuse 3."""
+    """mfusepy's FUSE, with readdirplus and offsets, xattr namespaces answered at once, the
+    stats xattr, and rename flags (RENAME_NOREPLACE/EXCHANGE) passed on with libfuse 3."""
+
+    def __init__(self, operations: OrionFS, mountpoint: str, **kwargs: Any) -> None:
+        self._stats_lock = threading.Lock()
+        self._stats_measured: tuple[float, bytes] | None = None
+        super().__init__(operations, mountpoint, **kwargs)  # serves until unmounted
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:  # noqa: D102
         return self.operations.rename(
             old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags
         )
 
+    # -- folders -----------------------------------------------------------------------------------
+
+    def readdir_fuse_3(
+        self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, flags: int
+    ) -> int:
+        """Entries with nonzero offsets and, when the kernel asks for READDIRPLUS, their full
+        attributes flagged FUSE_FILL_DIR_PLUS: the kernel keeps them (no lookup, no getattr per
+        entry). With offset 0 on every entry (mfusepy's way) libfuse would send them with node
+        id 0, which the kernel ignores."""
+        return self._fill_dir(path, buf, filler, offset, fip, bool(flags & FUSE_READDIR_PLUS))
+
+    def readdir_fuse_2(
+        self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any
+    ) -> int:
+        """libfuse 2: entries with offsets, names and types only (no readdirplus)."""
+        return self._fill_dir(path, buf, filler, offset, fip, False)
+
+    def _fill_dir(
+        self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, plus: bool
+    ) -> int:
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        entries: Iterable[tuple[str, dict[str, Any], int]] = self.operations.readdir(
+            decoded, fip.contents.fh, offset
+        )
+        fuse_3 = mfusepy.fuse_version_major == 3
+        fill_flags = FUSE_FILL_DIR_PLUS if plus else 0
+        for name, attrs, following in entries:
+            st = mfusepy.c_stat()
+            if plus:
+                mfusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
+            else:
+                st.st_mode = attrs["st_mode"]
+            encoded = name.encode(self.encoding, self.errors)
+            if fuse_3:
+                full = filler(buf, encoded, st, following, fill_flags)
+            else:
+                full = filler(buf, encoded, st, following)
+            if full:  # the kernel's buffer is full: it asks again from this entry's offset
+                break
+        return 0
+
+    # -- extended attributes -----------------------------------------------------------------------
+
     def getxattr(self, path: bytes, name: bytes, value: Any, size: int, *args: Any) -> int:
-        """Names outside ``user.orion.*`` (the kernel's and ``ls``'s per-file ``security.selinux``
-        and ``system.posix_acl_access`` probes) are ENODATA at once: no decoding, no operation
-        call, no exception raised and caught."""
+        """Names outside ``user.orion.*`` are answered at once (no decoding, no operation call):
+        EOPNOTSUPP for ``security.*``, ``system.*`` and ``trusted.*`` (``ls -l`` probes
+        ``security.selinux`` and ``system.posix_acl_access``; with EOPNOTSUPP it stops for the
+        whole mount), ENODATA for other ``user.*`` names. ``user.orion.stats`` of the root is the
+        mount's stats (not counted)."""
         if not name.startswith(_XATTR_PREFIX_BYTES):
-            return -ENOATTR
+            unsupported = name.startswith(_UNSUPPORTED_XATTR_PREFIXES)
+            self.operations.calls.tally("getxattr", failed=True)
+            return -errno.EOPNOTSUPP if unsupported else -ENOATTR
+        if name == _XATTR_STATS_BYTES and path == b"/":
+            return self._stats_xattr(value, size)
         return super().getxattr(path, name, value, size, *args)
+
+    def _stats_xattr(self, value: Any, size: int) -> int:
+        """The JSON of ``OrionFS.stats()``. A size query measures a snapshot, and the read right
+        after it answers that same snapshot (getfattr sizes its buffer first)."""
+        now = time.monotonic()
+        with self._stats_lock:
+            measured, self._stats_measured = self._stats_measured, None
+        if measured is not None and value and now - measured[0] < STATS_MEASURE_SECONDS:
+            if len(measured[1]) <= size:
+                return _copy_out(measured[1], value, size)
+        data = self.operations.stats().to_json().encode()
+        if not value:
+            with self._stats_lock:
+                self._stats_measured = (now, data)
+        return _copy_out(data, value, size)
+
+    def setxattr(
+        self, path: bytes, name: bytes, value: Any, size: int, options: int, *args: Any
+    ) -> int:
+        """EOPNOTSUPP at once for ``security.*``, ``system.*``, ``trusted.*``; EPERM for the
+        root's stats."""
+        refused = self._refused_xattr("setxattr", path, name)
+        if refused:
+            return refused
+        return super().setxattr(path, name, value, size, options, *args)
+
+    def removexattr(self, path: bytes, name: bytes) -> int:
+        """EOPNOTSUPP at once for ``security.*``, ``system.*``, ``trusted.*``; EPERM for the
+        root's stats."""
+        refused = self._refused_xattr("removexattr", path, name)
+        if refused:
+            return refused
+        return super().removexattr(path, name)
+
+    def _refused_xattr(self, operation: str, path: bytes, name: bytes) -> int:
+        """The negative errno for a change of a name the mount refuses outright, else 0."""
+        if name.startswith(_UNSUPPORTED_XATTR_PREFIXES):
+            code = errno.EOPNOTSUPP
+        elif name == _XATTR_STATS_BYTES and path == b"/":
+            code = errno.EPERM
+        else:
+            return 0
+        self.operations.calls.tally(operation, failed=True)
+        return -code
+
+    # -- files -------------------------------------------------------------------------------------
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         """mfusepy's read, taking any bytes-like answer (the read-ahead answers memoryviews of
@@ -72,6 +198,9 @@ def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> 
     opts: dict[str, Any] = {
         "fsname": "orionfs",
         "subtype": "orionfs",
+        # The kernel checks permissions from the cached attributes: no ACCESS call for cd,
+        # access(2), test -r; modes are what they say (no execute on files, even via access).
+        "default_permissions": True,
         "entry_timeout": options.ttl,
         "attr_timeout": options.ttl,
         "negative_timeout": options.ttl,
@@ -118,11 +247,13 @@ def run(
     threading.Thread(
         target=_raise_kernel_read_ahead, args=(mountpoint,), name="orionfs-readahead", daemon=True
     ).start()
+    options = fuse_options(operations.options, extra_options)
+    debug = bool(options.pop("debug", debug))  # ``-o debug``: libfuse logs every request
     OrionFUSE(
         operations,
         mountpoint,
         foreground=True,
         nothreads=False,
         debug=debug,
-        **fuse_options(operations.options, extra_options),
+        **options,
     )

@@ -1,8 +1,9 @@
 """The FUSE calls of one mount: which are being served now, and how many of each kind were.
 
-``Calls`` is fed by the boundary of every operation (orionfs.fuse.errors.boundary): the daemon asks
-it which calls wait on the server before it stops them, and the stats interface reads the counts
-by operation (calls, errors, seconds). Thread-safe.
+``Calls`` is fed by the boundary of every operation (orionfs.fuse.errors.boundary) and by the calls
+the binding answers itself (``tally``: the kernel's ``security.*`` probes): the daemon asks it which
+calls wait on the server before it stops them, and the stats interface (orionfs.fuse.stats) reads
+the counts by operation (calls, errors, seconds). Thread-safe.
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ class Calls:
             counts[0] += 1
             counts[1] += int(failed)
             counts[2] += time.monotonic() - started
+
+    def tally(self, operation: str, failed: bool = False) -> None:
+        """Count a call answered at once, without running an operation (no time spent)."""
+        with self._lock:
+            counts = self._counts.setdefault(operation, [0, 0, 0.0])
+            counts[0] += 1
+            counts[1] += int(failed)
 
     def in_flight(self) -> list[tuple[str, float]]:
         """(operation, seconds running) of every call being served now."""

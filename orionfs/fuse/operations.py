@@ -18,7 +18,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,9 @@ from orionfs.fs.entry import Entry
 from orionfs.fs.namespace import NAME_MAX, Namespace, check_name
 from orionfs.fs.openfiles import OpenFileTable
 from orionfs.fuse.calls import Calls
+from orionfs.fuse.dirs import DirHandles
 from orionfs.fuse.errors import boundary, fail
+from orionfs.fuse.stats import CacheCounts, MountStats
 from orionfs.fuse.xattrs import Xattrs
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,13 @@ BLOCK_SIZE: int = 1 << 20
 STATFS_CAPACITY: int = 1 << 50
 STATFS_FRSIZE: int = 4096
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+#: What readdir answers for "." and ".." (the kernel takes only the type from them).
+_DOT_ATTRS: dict[str, Any] = {"st_mode": stat.S_IFDIR}
+
+#: A row of a folder snapshot: display name, and its Entry (None for "." and "..").
+DirRow = tuple[str, Entry | None]
+#: What readdir yields: name, attributes, offset of the next entry.
+DirEntry = tuple[str, dict[str, Any], int]
 
 
 @dataclass(frozen=True)
@@ -70,13 +79,25 @@ class OrionFS(mfusepy.Operations):
         self.namespace = Namespace(cache, self.files, read_only=self.options.read_only)
         self.xattrs = Xattrs(self.namespace)
         self.calls = Calls()
+        self.dirs: DirHandles[DirRow] = DirHandles()
         self._mounted_ns = time.time_ns()
+        self._started = time.monotonic()
         #: Set when the mount process is told to stop (orionfs.daemon): nothing more is uploaded.
         self.stopping = False
 
     def calls_in_flight(self) -> list[tuple[str, float]]:
         """(operation, seconds running) of every FUSE call being served now."""
         return self.calls.in_flight()
+
+    def stats(self) -> MountStats:
+        """The mount's FUSE calls by operation and its cache's counters, now (orionfs.fuse.stats).
+        Not a FUSE operation: not counted."""
+        return MountStats(
+            uptime=time.monotonic() - self._started,
+            operations=self.calls.counts(),
+            in_flight=len(self.calls.in_flight()),
+            cache=CacheCounts.of(self.namespace.cache.stats()),
+        )
 
     # -- attributes --------------------------------------------------------------------------------
 
@@ -123,12 +144,32 @@ class OrionFS(mfusepy.Operations):
         return self._attrs(self.namespace.entry(path))
 
     @boundary
-    def readdir(self, path: str, fh: int) -> Iterable[str | tuple[str, dict[str, int], int]]:
-        """The folder's display names (every page of its listing), plus new files not uploaded."""
-        entries = self.namespace.listdir(path)
-        result: list[str | tuple[str, dict[str, int], int]] = [".", ".."]
-        result.extend((name, {"st_mode": self._mode(entry)}, 0) for name, entry in entries.items())
-        return result
+    def opendir(self, path: str) -> int:
+        """A folder handle; its entries are read at its first readdir (nothing fetched here)."""
+        return self.dirs.open()
+
+    @boundary
+    def readdir(self, path: str, fh: int, offset: int = 0) -> Iterator[DirEntry]:
+        """The folder's entries from ``offset``: (display name, full attributes, offset of the
+        next entry), so that the kernel keeps them (readdirplus) instead of looking each one up.
+
+        Offset 0 takes a snapshot of the folder for the handle (every page of its listing, new
+        files not uploaded yet, and open files as getattr shows them); later offsets, the kernel's
+        next batches, resume in that snapshot (orionfs.fuse.dirs)."""
+        rows = self.dirs.read(fh, offset, lambda: self._dir_rows(path))
+        return (
+            (name, _DOT_ATTRS if entry is None else self._attrs(entry), following)
+            for (name, entry), following in rows
+        )
+
+    def _dir_rows(self, path: str) -> Sequence[DirRow]:
+        return [(".", None), ("..", None), *self.namespace.listdir(path).items()]
+
+    @boundary
+    def releasedir(self, path: str | None, fh: int) -> int:
+        """The folder handle is closed: its snapshot goes."""
+        self.dirs.release(fh)
+        return 0
 
     @boundary
     def access(self, path: str, amode: int) -> int:

@@ -7,7 +7,9 @@
 - unknown names: ENODATA on get, ENOTSUP on set; tag writes on untaggable kinds: ENOTSUP; values
   over 64 KiB: E2BIG; a new file not uploaded yet: type ``file``, empty tags and system tags,
   ENODATA for id and link (a tag write uploads it first).
-Names outside ``user.orion.*`` never reach Python (orionfs.fuse.binding answers them).
+Names outside ``user.orion.*`` never reach an operation (orionfs.fuse.binding answers them:
+EOPNOTSUPP for ``security.*``, ``system.*``, ``trusted.*``; ENODATA on get of other ``user.*``
+names), nor does ``user.orion.stats`` of the root (the mount's stats, orionfs.fuse.stats).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ XATTR_LINK = "user.orion.link"
 XATTR_ID = "user.orion.id"
 XATTR_TYPE = "user.orion.type"
 XATTR_SYSTEMTAGS = "user.orion.systemtags"
+#: The mount's stats (orionfs.fuse.stats), on the mount root only; answered by the binding, not
+#: listed.
+XATTR_STATS = "user.orion.stats"
 READ_ONLY_XATTRS = frozenset({XATTR_LINK, XATTR_ID, XATTR_TYPE, XATTR_SYSTEMTAGS})
 XATTR_CREATE, XATTR_REPLACE = 1, 2
 
