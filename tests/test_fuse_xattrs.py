@@ -114,3 +114,15 @@ def test_huge_values_are_refused(mount, tagged):
     with pytest.raises(OSError) as info:
         os.setxattr(path, "user.orion.tag." + "t" * 200, b"")
     assert info.value.errno in (errno.EINVAL, errno.ERANGE, errno.E2BIG)
+
+
+def test_a_tag_set_while_the_file_is_open_shows_at_once(mount, tagged, session):
+    path, orion = tagged
+    with open(path, "r+b") as handle:
+        handle.write(b"T")
+        handle.flush()
+        os.setxattr(path, "user.orion.tag.open", b"")
+        assert os.getxattr(path, "user.orion.tag.open") == b""
+        assert "open" in os.getxattr(path, "user.orion.tags").decode().splitlines()
+        assert os.fstat(handle.fileno()).st_size == len(b"tag me")
+    assert "open" in _api_tags(session, orion)

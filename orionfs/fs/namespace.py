@@ -85,16 +85,20 @@ class Namespace:
             raise NotFoundResponse(custom_error_msg=f"{path}: no such entry", status_code=404)
         return self.cache.lookup(path)
 
-    @staticmethod
-    def node_entry(node: StagedFile) -> Entry:
-        """What an open file shows: its remote Entry with the staged size and time, or a pending
-        Entry for a new file not uploaded yet."""
+    def node_entry(self, node: StagedFile) -> Entry:
+        """What an open file shows: its current Entry (tags changed while it is open included)
+        with the staged size and time, or a pending Entry for a new file not uploaded yet."""
         if node.entry is None:
             return Entry.pending(node.path, node.size, node.mtime_ns)
+        entry = node.entry
+        if not is_hidden(node.path):
+            current = self.cache.find(node.path)
+            if current is not None and current.key == entry.key:
+                entry = current
         if node.loaded or node.dirty:
-            mtime_ns = max(node.entry.mtime_ns, node.mtime_ns)
-            return dataclasses.replace(node.entry, size=node.size, mtime_ns=mtime_ns)
-        return node.entry
+            mtime_ns = max(entry.mtime_ns, node.mtime_ns)
+            return dataclasses.replace(entry, size=node.size, mtime_ns=mtime_ns)
+        return entry
 
     def handle_entry(self, fh: int) -> Entry | None:
         """What the open file of handle ``fh`` shows, wherever its name went (None: no such
@@ -275,8 +279,8 @@ class Namespace:
         """The Entry whose tags a tag write changes: a new file not uploaded yet is uploaded
         first (through the open-file table), so that the tags have an Orion item."""
         self._writable()
-        node_entry = self.files.materialize(path)
-        return node_entry if node_entry is not None else self.entry(path)
+        self.files.materialize(path)
+        return self.entry(path)
 
     # -- helpers -----------------------------------------------------------------------------------
 
