@@ -256,6 +256,17 @@ def test_every_mount_option_reaches_the_mount_process_with_absolute_paths(tmp_pa
         "stage",
         "--ready-timeout",
         "45",
+        "--allow-other",
+        "--allow-non-empty",
+        "--uid=7",
+        "--gid=8",
+        "--umask=027",
+        "--file-mode=0640",
+        "--dir-mode=0750",
+        "--log-level=warning",
+        "--metrics=127.0.0.1:0",
+        "--stop-timeout=2m",
+        "--config-dir=cfg",
     ]
     parent = _mount_namespace(user_argv)
     # the test sets every option of `orionfs mount` (but --foreground) away from its default
@@ -268,7 +279,8 @@ def test_every_mount_option_reaches_the_mount_process_with_absolute_paths(tmp_pa
     child = _mount_namespace(argv[3:])
     assert child == {**parent, "foreground": True}
     for dest, name in [("mountpoint", "mnt"), ("local", "data"), ("log_file", "logs/m.log"),
-                       ("recovery_dir", "rec"), ("staging_dir", "stage")]:  # fmt: skip
+                       ("recovery_dir", "rec"), ("staging_dir", "stage"),
+                       ("config_dir", "cfg")]:  # fmt: skip
         assert child[dest] == str(tmp_path / name)
     assert child["verbose"] == 2
 

@@ -19,17 +19,29 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orionfs.client.config import CONFIG_DIR_ENV
 from orionfs.client.wire import PAGE_LIMIT_MAX
 from orionfs.daemon import MountError
 from orionfs.daemon.checks import check_fuse, check_mountpoint, load_config, validate
+from orionfs.daemon.options import (
+    parse_duration,
+    parse_gid,
+    parse_mode,
+    parse_uid,
+    split_option_list,
+)
 from orionfs.daemon.process import (
     default_log_file,
+    forget_state,
+    process_alive,
     read_state,
     spawn_daemon,
     stop_mount_process,
     unmount,
 )
 from orionfs.daemon.run import run_foreground
+from orionfs.daemon.service import DEFAULT_STOP_TIMEOUT
+from orionfs.daemon.state import is_dead_mount, is_mount_process, mount_at
 
 #: Default seconds the kernel and the cache keep metadata.
 DEFAULT_CACHE_TTL: float = 5.0
@@ -66,8 +78,9 @@ def _absolute_path(text: str) -> str:
 
 def add_mount_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     """Add the arguments of ``orionfs mount`` to ``parser``; returns them, so that ``child_argv``
-    can write parsed values back as a command line."""
-    return [
+    can write parsed values back as a command line. Every one of them is also an ``-o`` option
+    (``apply_option_list``), and every time option takes units (``5s``, ``2m``, ``1h``)."""
+    actions = [
         parser.add_argument(
             "mountpoint",
             metavar="MOUNTPOINT",
@@ -153,6 +166,12 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action
             help=argparse.SUPPRESS,
         ),
     ]
+    actions += add_system_arguments(parser)
+    for action in actions:
+        if action.dest in DURATION_OPTIONS:
+            action.type = parse_duration
+            action.metavar = "DURATION"
+    return actions
 
 
 def _error(message: str) -> int:
@@ -179,8 +198,10 @@ def check_options(args: argparse.Namespace) -> None:
 def cmd_mount(args: argparse.Namespace) -> int:
     """``orionfs mount``: returns the exit status."""
     try:
+        apply_option_list(args)
         check_options(args)
-        mountpoint = check_mountpoint(args.mountpoint)
+        check_system_options(args)
+        mountpoint = check_mountpoint(args.mountpoint, args.allow_non_empty)
         check_fuse()
         if args.foreground:
             return run_foreground(args, mountpoint)
@@ -195,17 +216,42 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
 
 def cmd_unmount(args: argparse.Namespace) -> int:
-    """``orionfs unmount``: unmount and wait for the mount process (and its local server) to end."""
+    """``orionfs unmount``: unmount and wait for the mount process (and its local server) to end.
+
+    Only orionfs mounts (``fuse.orionfs`` in /proc/self/mountinfo); anything else is refused in one
+    line. A dead orionfs mount (its process gone: kill -9, a crash) is cleared."""
     mountpoint = os.path.abspath(args.mountpoint)
-    if not os.path.ismount(mountpoint):
+    entry = mount_at(mountpoint)
+    if entry is None:
         return _error(f"{mountpoint} is not mounted")
-    state = read_state(mountpoint)  # before: the mount process removes it as it ends
+    if not entry.is_orionfs:
+        return _error(
+            f"{mountpoint} is not an orionfs mount ({entry.fstype} from {entry.source}): "
+            "not unmounting it"
+        )
+    try:
+        state = read_state(mountpoint)  # before: the mount process removes it as it ends
+    except MountError as error:
+        return _error(str(error))
+    pid = int(state.get("pid", 0)) if state else 0
+    alive = pid > 0 and process_alive(pid) and is_mount_process(pid, mountpoint)
+    dead = is_dead_mount(mountpoint) or (state is not None and not alive)
     try:
         unmount(mountpoint, lazy=args.lazy)
     except MountError as error:
-        return _error(str(error))
+        if not dead:
+            return _error(str(error))
+        try:
+            unmount(mountpoint, lazy=True)
+        except MountError as again:
+            return _error(str(again))
+    if dead:
+        if state:
+            forget_state(mountpoint, pid=pid)
+        print(f"cleared the dead mount at {mountpoint} (its process was gone)", file=sys.stderr)
+        return 0
     if state:
-        stop_mount_process(int(state.get("pid", 0)))
+        stop_mount_process(pid, mountpoint)
     return 0
 
 
@@ -243,3 +289,129 @@ def option_argv(actions: Sequence[argparse.Action], values: argparse.Namespace) 
 
 def _text(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
+
+
+# -- the system side: fstab and mount(8), systemd, ownership and modes, monitoring --------------------
+
+#: Options whose value is a duration (``5s``, ``2m``, ``1h``; a bare number is seconds).
+DURATION_OPTIONS: frozenset[str] = frozenset(
+    {"cache_ttl", "timeout", "retry_deadline", "ready_timeout", "write_back", "stop_timeout"}
+)
+#: Levels of ``--log-level``.
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
+
+
+class Mode(int):
+    """A mode that a command line writes back in octal (``child_argv``)."""
+
+    def __str__(self) -> str:
+        return f"0{int(self):o}"
+
+
+def _mode(text: str) -> Mode:
+    return Mode(parse_mode(text))
+
+
+def add_system_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """The options of ``orionfs mount`` for system use: access for other users, ownership and
+    modes, logging, systemd's stop, metrics, the profiles folder."""
+    return [
+        parser.add_argument(
+            "--allow-other",
+            action="store_true",
+            help="let other local users in (needs user_allow_other in /etc/fuse.conf unless "
+            "root); the kernel then enforces the modes (default_permissions is always on)",
+        ),
+        parser.add_argument(
+            "--allow-non-empty",
+            action="store_true",
+            help="mount over a folder that is not empty (what it holds is hidden meanwhile)",
+        ),
+        parser.add_argument(
+            "--uid", type=parse_uid, default=None, metavar="USER", help="owner shown (default: you)"
+        ),
+        parser.add_argument(
+            "--gid", type=parse_gid, default=None, metavar="GROUP", help="group shown (default: yours)"
+        ),  # fmt: skip
+        parser.add_argument(
+            "--umask",
+            type=_mode,
+            default=None,
+            metavar="MASK",
+            help="modes of files 0666 and folders 0777 less MASK, e.g. 027 (files are never "
+            "executable); default 0644/0755",
+        ),
+        parser.add_argument(
+            "--file-mode", type=_mode, default=None, metavar="MODE",
+            help="mode of writable files, e.g. 0640 (read-only kinds lose the write bits)",
+        ),  # fmt: skip
+        parser.add_argument(
+            "--dir-mode", type=_mode, default=None, metavar="MODE",
+            help="mode of writable folders, e.g. 0750",
+        ),  # fmt: skip
+        parser.add_argument(
+            "--log-level",
+            choices=LOG_LEVELS,
+            default=None,
+            help="how much the mount process logs (default info; --debug is debug)",
+        ),
+        parser.add_argument(
+            "--metrics",
+            metavar="ADDR",
+            default=None,
+            help="serve Prometheus metrics on ADDR: PORT (127.0.0.1), HOST:PORT or [IPV6]:PORT",
+        ),
+        parser.add_argument(
+            "--stop-timeout",
+            type=parse_duration,
+            default=DEFAULT_STOP_TIMEOUT,
+            metavar="DURATION",
+            help="on SIGTERM/SIGINT, how long pending uploads may take before the mount stops "
+            f"anyway, keeping their data (default {DEFAULT_STOP_TIMEOUT:g}s)",
+        ),
+        parser.add_argument(
+            "--config-dir",
+            metavar="DIR",
+            type=_absolute_path,
+            default=None,
+            help="the folder of profiles.ini (default $ORIONFS_CONFIG_DIR, else ~/.config/orionfs)",
+        ),
+    ]
+
+
+def apply_option_list(args: argparse.Namespace) -> None:
+    """Move the ``-o`` items that name ``orionfs mount`` options (``cache_ttl=5m``, ``ro``,
+    ``uid=1000``, ``config_dir=/etc/orionfs``, ...) onto ``args``; mount(8)'s and systemd's own
+    words (``noauto``, ``_netdev``, ``user``, ``x-systemd.*``) are dropped; the rest stays in
+    ``args.fuse_options`` for libfuse. MountError (one line) for a bad value."""
+    actions = {a.dest: a for a in add_mount_arguments(argparse.ArgumentParser(add_help=False))}
+    sorted_out = split_option_list(args.fuse_options, actions)
+    for name, value in sorted_out.settings.items():
+        action = actions[name]
+        if action.nargs == 0:  # a switch
+            setattr(args, name, value is True or str(value).lower() in ("1", "true", "yes", "on"))
+            continue
+        if value is True:
+            raise MountError(f"-o {name} needs a value ({name}=...)")
+        try:
+            converted = action.type(value) if callable(action.type) else value
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as error:
+            raise MountError(f"-o {name}={value}: {error}") from error
+        if action.choices is not None and converted not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise MountError(f"-o {name}={value}: choose from {choices}")
+        setattr(args, name, converted)
+    args.fuse_options = sorted_out.fuse
+
+
+def check_system_options(args: argparse.Namespace) -> None:
+    """The system options' values (MountError, one line); ``--config-dir`` takes effect here, for
+    this process and the ones it starts (the mount process, the local server)."""
+    if args.stop_timeout < 0:
+        raise MountError(f"--stop-timeout must be >= 0, not {args.stop_timeout:g}")
+    if args.metrics:
+        from orionfs.daemon.metrics import parse_address
+
+        parse_address(args.metrics)
+    if args.config_dir:
+        os.environ[CONFIG_DIR_ENV] = args.config_dir

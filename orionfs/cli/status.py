@@ -9,8 +9,8 @@ mount never hangs ``status``. States:
 - ``starting``: the process runs, the mount is not there yet;
 - ``stopping``: the process was told to stop and is uploading;
 - ``dead``: the kernel lists the mount but its process is gone (``orionfs unmount`` clears it);
-- ``unknown``: an orionfs mount with no state file of ours (another user's, or one whose state was
-  lost); its source is what the kernel says.
+- ``unknown``: an orionfs mount with no state file of ours (for root, another user's; or one whose
+  state was lost); its source is what the kernel says. Other users' mounts are listed for root only.
 
 ``--json`` prints the same as a list of objects.
 """

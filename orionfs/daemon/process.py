@@ -13,8 +13,6 @@ The supervisor helpers at the end (``wait_until_mounted``, ``stop_process``, ``f
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import shutil
 import signal
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from orionfs.daemon import MountError
+from orionfs.daemon import state as state_files
 
 #: Seconds ``orionfs unmount`` waits for the mount process to end by itself after the kernel
 #: unmount (it ends at once unless system calls are still waiting on the server).
@@ -44,6 +43,8 @@ POLL_INTERVAL: float = 0.05
 FORCE_UNMOUNT_BUSY_WAIT: float = 5.0
 
 _ERROR_PREFIX = "orionfs: error: "
+#: systemd's notification socket (orionfs.daemon.notify).
+NOTIFY_SOCKET_ENV = "NOTIFY_SOCKET"
 
 
 # -- state files -----------------------------------------------------------------------------------
@@ -56,35 +57,36 @@ def default_log_file(mountpoint: str) -> Path:
 
 
 def _key(mountpoint: str) -> str:
-    return hashlib.sha1(mountpoint.encode()).hexdigest()[:12]
+    return state_files.mount_key(mountpoint)
 
 
 def _state_path(mountpoint: str) -> Path:
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/orionfs-{os.getuid()}"
-    return Path(runtime) / "orionfs" / f"mount-{_key(mountpoint)}.json"
+    """The mount's state file in the checked state folder (orionfs.daemon.state: StateError if
+    the folder is not ours and 0700)."""
+    path = state_files.state_path(mountpoint)
+    assert path is not None  # made where absent
+    return path
 
 
 def write_state(mountpoint: str, **state: Any) -> None:
     """Record the mount process (pid) so that ``orionfs unmount`` can wait for it."""
-    path = _state_path(mountpoint)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path.write_text(json.dumps({"mountpoint": mountpoint, **state}))
+    state_files.write_json(_state_path(mountpoint), {"mountpoint": mountpoint, **state})
 
 
 def read_state(mountpoint: str) -> dict[str, Any] | None:
-    """The recorded state of a mount, if any."""
-    try:
-        return json.loads(_state_path(mountpoint).read_text())
-    except (OSError, ValueError):
-        return None
+    """The recorded state of a mount, if any (StateError if the state folder is not safe)."""
+    path = state_files.state_path(mountpoint, create=False)
+    return None if path is None else state_files.read_json(path)
 
 
-def forget_state(mountpoint: str) -> None:
-    """Remove the mount's state file if this process wrote it (the mount process, as it ends)."""
-    with contextlib.suppress(OSError):
+def forget_state(mountpoint: str, pid: int | None = None) -> None:
+    """Remove the mount's state and status files if process ``pid`` (default: this one, the
+    mount process as it ends) wrote them."""
+    with contextlib.suppress(OSError, MountError):
         state = read_state(mountpoint)
-        if state and state.get("pid") == os.getpid():
-            _state_path(mountpoint).unlink()
+        if state and state.get("pid") == (os.getpid() if pid is None else pid):
+            state_files.remove(state_files.state_path(mountpoint, create=False))
+            state_files.remove(state_files.status_path(mountpoint, create=False))
 
 
 # -- the detached mount process --------------------------------------------------------------------
@@ -107,6 +109,8 @@ def spawn_daemon(argv: Sequence[str], mountpoint: str, log_file: Path, ready_tim
             stderr=log,
             start_new_session=True,
             close_fds=True,
+            # systemd's readiness socket is this process's: the child must not answer it.
+            env={k: v for k, v in os.environ.items() if k != NOTIFY_SOCKET_ENV},
         )
     if wait_until_mounted(mountpoint, child, ready_timeout):
         return child.pid
@@ -138,13 +142,17 @@ def _last_error(log_file: Path, start: int) -> str | None:
     return None
 
 
-def stop_mount_process(pid: int) -> bool:
+def stop_mount_process(pid: int, mountpoint: str | None = None) -> bool:
     """After the kernel unmount: wait briefly for the mount process to end; if calls in flight
     keep it (a stalled server answers them only after the request timeout), tell it to stop now
     (STOP_SIGNAL: staged data to the recovery folder, no waiting for the server). Bounded by
-    UNMOUNT_WAIT + UNMOUNT_STOP_WAIT seconds; True if the process is gone."""
+    UNMOUNT_WAIT + UNMOUNT_STOP_WAIT seconds; True if the process is gone. With ``mountpoint``,
+    a process that is not the orionfs mount process of that mount point (its pid reused, or a
+    forged state file) is never signalled (False)."""
     if wait_for_exit(pid, UNMOUNT_WAIT):
         return True
+    if mountpoint is not None and not state_files.is_mount_process(pid, mountpoint):
+        return False
     try:
         os.kill(pid, STOP_SIGNAL)
     except ProcessLookupError:
@@ -186,8 +194,13 @@ def process_alive(pid: int) -> bool:
 
 def unmount(mountpoint: str | os.PathLike[str], lazy: bool = False) -> None:
     """``fusermount3 -u`` (``-uz`` if lazy), falling back to fusermount and umount; MountError
-    with the tool's message if it fails (e.g. the mount is busy)."""
+    with the tool's message if it fails (e.g. the mount is busy), or at once if the mount there
+    is not a FUSE mount."""
     mountpoint = os.fspath(mountpoint)
+    entry = state_files.mount_at(os.path.abspath(mountpoint))
+    if entry is not None and not entry.fstype.startswith("fuse"):
+        # Never the umount fallback on another kind of filesystem (a tmpfs, a disk).
+        raise MountError(f"{mountpoint} is a {entry.fstype} mount, not FUSE: not unmounting it")
     flags = "-uz" if lazy else "-u"
     errors = []
     for tool in ("fusermount3", "fusermount"):

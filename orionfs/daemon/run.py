@@ -1,5 +1,9 @@
 """The mount process (``orionfs mount --foreground``): the local server if asked for, the
 credentials check, the session, cache and operations, then FUSE until unmounted.
+
+As a service (orionfs.daemon.service): logging to stderr or ``--log-file`` at ``--log-level``,
+``READY=1``/``STOPPING=1`` for systemd, SIGTERM/SIGINT/SIGHUP unmount cleanly (exit 0), libfuse's own
+message when the mount fails, the status file for ``orionfs status``, and ``--metrics ADDR``.
 """
 
 from __future__ import annotations
@@ -8,50 +12,84 @@ import argparse
 import ctypes.util
 import logging
 import os
-from collections.abc import Sequence
+import time
 from pathlib import Path
 from typing import Any
 
-from orionfs.client.config import SessionConfig
+from orionfs.client.config import DEFAULT_PROFILE, PROFILE_ENV, SessionConfig
 from orionfs.client.session import OrionSession
-from orionfs.daemon import MountError
+from orionfs.daemon import MountError, logs
 from orionfs.daemon.checks import load_config, validate
 from orionfs.daemon.local_server import LocalServer
+from orionfs.daemon.options import (
+    escape_option_value,
+    fsname,
+    parse_fuse_options,
+    permission_modes,
+)
+from orionfs.daemon.probe import MountProbe
 from orionfs.daemon.process import forget_state, write_state
+from orionfs.daemon.service import MountService, block_signals, unblock_signals
+from orionfs.daemon.stderr_tap import StderrTap
 from orionfs.daemon.stop import watch_stop_signal
 
 logger = logging.getLogger(__name__)
 
 
-def parse_fuse_options(values: Sequence[str]) -> dict[str, Any]:
-    """``-o a=b,c`` (repeatable) -> ``{"a": "b", "c": True}``."""
-    options: dict[str, Any] = {}
-    for value in values:
-        for item in value.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            key, sep, val = item.partition("=")
-            options[key] = val if sep else True
+def fuse_mount_options(args: argparse.Namespace, profile: str) -> dict[str, Any]:
+    """The libfuse options of the mount: the ``-o`` passthrough, the fsname ``orion:PROFILE:PATH``
+    and subtype ``orionfs`` (what mount and df show), and ``--allow-other``, which always comes
+    with ``default_permissions`` (the kernel then enforces the modes for every user)."""
+    options = parse_fuse_options(args.fuse_options)
+    options.setdefault("fsname", escape_option_value(fsname(profile, args.root)))
+    options.setdefault("subtype", "orionfs")
+    if getattr(args, "allow_other", False) or options.get("allow_other"):
+        options["allow_other"] = True
+        options["default_permissions"] = True
     return options
+
+
+def profile_name(args: argparse.Namespace, config: SessionConfig | None = None) -> str:
+    """The profile the mount uses (for --local, the data folder's own profile)."""
+    if config is not None and config.profile:
+        return config.profile
+    return args.profile or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE
+
+
+def _log_level(args: argparse.Namespace) -> str:
+    if args.debug:
+        return "debug"
+    level = getattr(args, "log_level", None)
+    if level:
+        return str(level)
+    return "debug" if int(getattr(args, "verbose", 0) or 0) >= 2 else "info"
 
 
 def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
     """Start the local server (``--local``), check credentials, mount, serve until unmounted;
-    returns 0 once unmounted. MountError for every failure (the local server is stopped)."""
-    if args.debug:
-        logging.getLogger("orionfs").setLevel(logging.DEBUG)
-        logging.getLogger().setLevel(logging.DEBUG)
+    returns 0 once unmounted (by ``orionfs unmount``, fusermount3, or a stop signal). MountError
+    for every failure (the local server is stopped)."""
+    log_counts = logs.configure(_log_level(args), Path(args.log_file) if args.log_file else None)
     if not os.environ.get("FUSE_LIBRARY_NAME") and not os.environ.get("FUSE_LIBRARY_PATH"):
         if ctypes.util.find_library("fuse3"):
             os.environ["FUSE_LIBRARY_NAME"] = "fuse3"  # 1 MiB reads/writes, config-level options
     server: LocalServer | None = None
+    service: MountService | None = None
+    metrics: Any = None
+    started = time.time()
     try:
         if args.local:
             server = LocalServer.start(args.local, args.ready_timeout)
             config = server.config
         else:
             config = load_config(args.profile)
+        # Before any thread: the stop signals go to the service's thread alone (its children,
+        # the local server included, were started above with the signals unblocked).
+        block_signals()
+        profile = profile_name(args, config)
+        source = fsname(profile, args.root)
+        service = MountService(mountpoint, f"{source} at {mountpoint}", args.stop_timeout)
+        service.watch_signals()
         validate(config, args.root, args.timeout)
         try:
             from orionfs.fuse import binding
@@ -59,12 +97,20 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             raise MountError(f"libfuse cannot be loaded: {error}") from error
         operations = _operations(config, args)
         watch_stop_signal(operations, mountpoint, config.url, server)
+        probe = MountProbe(
+            operations,
+            Path(args.recovery_dir) if args.recovery_dir else None,
+            _data_cache_index(config, args),
+            log_counts.counts,
+        )
+        metrics = _start_metrics(args, probe, operations, source, mountpoint)
         write_state(
             mountpoint,
             pid=os.getpid(),
             server_pid=server.process.pid if server else None,
             url=config.url,
             root=args.root,
+            **_described(args, source, profile, started, metrics),
         )
         logger.warning(
             "mounting %s%s at %s (ttl %gs%s)",
@@ -74,16 +120,99 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             args.cache_ttl,
             ", read-only" if args.read_only else "",
         )
-        try:
-            binding.run(operations, mountpoint, parse_fuse_options(args.fuse_options))
-        except RuntimeError as error:
-            raise MountError(f"mounting {mountpoint} failed (libfuse status {error})") from error
+        if service.stop_requested.is_set():
+            logger.warning("stopped before mounting")
+            return 0
+        service.serve(operations, probe, lambda: _give_up(operations, mountpoint, server))
+        _mount(binding, operations, mountpoint, fuse_mount_options(args, profile), service)
         logger.warning("unmounted %s", mountpoint)
         return 0
     finally:
+        if service is not None:
+            service.done()
+        if metrics is not None:
+            metrics.stop()
         if server is not None:
             server.stop()
         forget_state(mountpoint)
+        unblock_signals()
+
+
+def _mount(
+    binding: Any,
+    operations: Any,
+    mountpoint: str,
+    options: dict[str, Any],
+    service: MountService,
+) -> None:
+    """Serve until unmounted; MountError with libfuse's own message if the mount fails."""
+    tap = StderrTap()
+    tap.start()
+    service.on_ready(tap.stop)  # libfuse's start-up messages are what a failure needs
+    try:
+        binding.run(operations, mountpoint, options)
+    except RuntimeError as error:
+        tap.stop()
+        said = "; ".join(tap.messages())
+        reason = said or f"libfuse status {error}"
+        raise MountError(f"mounting {mountpoint} failed: {reason}") from error
+    finally:
+        tap.stop()
+
+
+def _described(
+    args: argparse.Namespace, source: str, profile: str, started: float, metrics: Any
+) -> dict[str, Any]:
+    """What the state file says of the mount for ``orionfs status``."""
+    return {
+        "source": source,
+        "profile": profile,
+        "started": started,
+        "local": args.local,
+        "log_file": args.log_file,
+        "metrics": f"{metrics.address[0]}:{metrics.address[1]}" if metrics else None,
+    }
+
+
+def _start_metrics(
+    args: argparse.Namespace, probe: MountProbe, operations: Any, source: str, mountpoint: str
+) -> Any:
+    """The Prometheus endpoint if ``--metrics`` asks for one (its HTTP metrics watch the
+    session's answers); None otherwise."""
+    if not getattr(args, "metrics", None):
+        return None
+    from orionfs.daemon.metrics import MetricsServer
+
+    server = MetricsServer(probe, {"source": source, "mountpoint": mountpoint})
+    server.http.attach(operations.namespace.cache.session)
+    host, port = server.start(args.metrics)
+    logger.warning(
+        "metrics on http://%s:%s/metrics", host if ":" not in host else f"[{host}]", port
+    )
+    return server
+
+
+def _data_cache_index(config: SessionConfig, args: argparse.Namespace) -> Path | None:
+    """The data cache's index file (its size for status and metrics), if the mount has one."""
+    if getattr(args, "cache_mode", "off") == "off":
+        return None
+    from orionfs.fs.datacache import cache_dir, default_root
+
+    root = Path(args.cache_dir) if args.cache_dir else default_root()
+    return cache_dir(root, config.url, config.username) / "index.db"
+
+
+def _give_up(operations: Any, mountpoint: str, server: LocalServer | None) -> None:
+    """The stop did not finish in time: keep unsaved data (recovery folder), stop the server."""
+    operations.stopping = True
+    try:
+        operations.files.stop()
+        operations.files.abandon()  # logs each file it keeps
+    except Exception:  # noqa: BLE001 - ending anyway; what was kept is logged
+        logger.exception("keeping staged data failed")
+    if server is not None:
+        server.stop(1.0)
+    forget_state(mountpoint)
 
 
 def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
@@ -97,9 +226,14 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
     cache = CachedSession(
         session, root=args.root, ttl=args.cache_ttl, page_size=args.page_size or LS_PAGE_SIZE
     )
+    file_mode, dir_mode = permission_modes(args.umask, args.file_mode, args.dir_mode)
     options = MountOptions(
         read_only=args.read_only,
         ttl=args.cache_ttl,
+        uid=-1 if args.uid is None else args.uid,
+        gid=-1 if args.gid is None else args.gid,
+        file_mode=file_mode,
+        dir_mode=dir_mode,
         staging_dir=Path(args.staging_dir) if args.staging_dir else None,
         recovery_dir=Path(args.recovery_dir) if args.recovery_dir else None,
     )

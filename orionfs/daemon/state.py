@@ -218,8 +218,21 @@ class MountEntry:
 
     @property
     def is_orionfs(self) -> bool:
-        """Whether orionfs made this mount (``fuse.orionfs``)."""
+        """Whether orionfs made this mount (``fuse.orionfs``).
+
+        >>> MountEntry("/m", "fuse.orionfs", "orion:p:/", "rw,user_id=1000").is_orionfs
+        True
+        """
         return self.fstype == ORIONFS_FSTYPE
+
+    @property
+    def user_id(self) -> int | None:
+        """The uid that made a FUSE mount (its ``user_id=`` option), if shown."""
+        for option in self.options.split(","):
+            key, _, value = option.partition("=")
+            if key == "user_id" and value.isdigit():
+                return int(value)
+        return None
 
 
 def _unescape(field: str) -> str:
@@ -316,6 +329,13 @@ def is_mount_process(pid: int, mountpoint: str) -> bool:
     return is_orionfs and "mount" in argv and "--foreground" in argv and mountpoint in paths
 
 
-def iter_orionfs_mounts() -> Iterator[MountEntry]:
-    """The orionfs mounts this process sees."""
-    return (entry for entry in mounts() if entry.is_orionfs)
+def iter_orionfs_mounts(all_users: bool | None = None) -> Iterator[MountEntry]:
+    """The orionfs mounts this process sees: this user's (root: everyone's, unless
+    ``all_users`` is False)."""
+    everyone = os.geteuid() == 0 if all_users is None else all_users
+    uid = os.geteuid()
+    return (
+        entry
+        for entry in mounts()
+        if entry.is_orionfs and (everyone or entry.user_id in (None, uid))
+    )

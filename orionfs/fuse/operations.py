@@ -6,9 +6,12 @@ so the binding always gets an errno, and the call is counted in ``calls``.
 
 Attributes (docs/mount.md): folder -> directory 0755; File -> regular file 0644; Dataset and Shard ->
 regular file 0444; ShardCollection and virtual folders (no id) -> directory 0555. ``--read-only``
-makes everything 0444/0555. Owner: the mounting user. ``chmod`` is accepted and ignored (modes
-follow the kind); ``chown`` is accepted when it names the mounting user (or -1), else EPERM;
-``utimens`` is accepted and ignored (times are Orion's).
+makes everything 0444/0555. ``--file-mode``, ``--dir-mode`` and ``--umask`` change the writable
+modes (``MountOptions.file_mode``/``dir_mode``; read-only kinds lose the write bits). Owner: the
+mounting user (``--uid``/``--gid``). ``chmod`` is accepted and ignored (modes follow the kind);
+``chown`` is accepted when it names the mounting user (or -1), else EPERM; ``utimens`` is accepted
+and ignored (times are Orion's). At the mount root, ``.Trash-<uid>`` is a read-only marker file and
+``.Trash`` cannot be made (no desktop trash: orionfs.fs.trash); changes to those names are EPERM.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from orionfs.fs.cache import CachedSession
 from orionfs.fs.entry import Entry
 from orionfs.fs.namespace import NAME_MAX, Namespace, check_name
 from orionfs.fs.openfiles import OpenFileTable
+from orionfs.fs.trash import is_trash_marker, is_trash_name
 from orionfs.fuse.calls import Calls
 from orionfs.fuse.dirs import DirHandles
 from orionfs.fuse.errors import boundary, fail
@@ -60,6 +64,10 @@ class MountOptions:
     ttl: float = 5.0
     uid: int = -1
     gid: int = -1
+    #: Modes of writable files and folders (``--umask``/``--file-mode``/``--dir-mode``, via
+    #: orionfs.daemon.options.permission_modes); read-only kinds lose the write bits.
+    file_mode: int = 0o644
+    dir_mode: int = 0o755
     staging_dir: Path | None = None
     recovery_dir: Path | None = None
 
@@ -103,9 +111,9 @@ class OrionFS(mfusepy.Operations):
 
     def _mode(self, entry: Entry) -> int:
         writable = entry.is_writable and not self.options.read_only
-        if entry.is_folder:
-            return stat.S_IFDIR | (0o755 if writable else 0o555)
-        return stat.S_IFREG | (0o644 if writable else 0o444)
+        mode = self.options.dir_mode if entry.is_folder else self.options.file_mode
+        mode = mode if writable else mode & ~0o222
+        return (stat.S_IFDIR if entry.is_folder else stat.S_IFREG) | mode
 
     def _attrs(self, entry: Entry) -> dict[str, Any]:
         return self._stat(self._mode(entry), entry.size, entry.mtime_ns, entry.ctime_ns)
@@ -139,9 +147,17 @@ class OrionFS(mfusepy.Operations):
             raise fail(errno.ENOENT)
         check_name(path)
         if path == "/":
-            mode = stat.S_IFDIR | (0o555 if self.options.read_only else 0o755)
-            return self._stat(mode, 0, self._mounted_ns, self._mounted_ns)
+            mode = self.options.dir_mode & ~(0o222 if self.options.read_only else 0)
+            return self._stat(stat.S_IFDIR | mode, 0, self._mounted_ns, self._mounted_ns)
+        if is_trash_marker(path):  # no desktop trash here (orionfs.fs.trash)
+            return self._stat(stat.S_IFREG | 0o444, 0, self._mounted_ns, self._mounted_ns)
         return self._attrs(self.namespace.entry(path))
+
+    @staticmethod
+    def _no_trash(*paths: str | None) -> None:
+        """EPERM for a change of a trash name at the mount root (orionfs.fs.trash)."""
+        if any(is_trash_name(path) for path in paths):
+            raise fail(errno.EPERM)
 
     @boundary
     def opendir(self, path: str) -> int:
@@ -230,6 +246,9 @@ class OrionFS(mfusepy.Operations):
     @boundary
     def mkdir(self, path: str, mode: int) -> int:
         """One create_paths request."""
+        if is_trash_marker(path):
+            raise fail(errno.EEXIST)
+        self._no_trash(path)
         self.namespace.mkdir(path)
         return 0
 
@@ -242,6 +261,7 @@ class OrionFS(mfusepy.Operations):
     @boundary
     def unlink(self, path: str) -> int:
         """Remove a file (by id); see Namespace.unlink."""
+        self._no_trash(path)
         self.namespace.unlink(path)
         return 0
 
@@ -250,6 +270,7 @@ class OrionFS(mfusepy.Operations):
         """One assign_paths request; see Namespace.rename. RENAME_EXCHANGE is EINVAL."""
         if flags & RENAME_EXCHANGE:
             raise fail(errno.EINVAL)
+        self._no_trash(old, new)
         self.namespace.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE))
         return 0
 
@@ -258,11 +279,13 @@ class OrionFS(mfusepy.Operations):
     @boundary
     def open(self, path: str, flags: int) -> int:
         """Open a file; nothing is downloaded here (reads are ranged, writes staged lazily)."""
+        self._no_trash(path)
         return self.namespace.open(path, flags)
 
     @boundary
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY | os.O_CREAT) -> int:
         """A new file, local until its first flush (O_EXCL: EEXIST where the name is taken)."""
+        self._no_trash(path)
         return self.namespace.create(path, flags)
 
     @boundary
@@ -279,6 +302,7 @@ class OrionFS(mfusepy.Operations):
     @boundary
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
         """Truncate an open file's staged copy, or a closed file at once (one upload)."""
+        self._no_trash(path)
         self.namespace.truncate(path, length, fh)
         return 0
 
