@@ -1,7 +1,7 @@
 """Where mount processes say who they are, and how other processes find them safely.
 
-State folder: for root, ``/run/orionfs`` (the same for a login shell and for systemd, which sets no
-XDG_RUNTIME_DIR); for others ``$XDG_RUNTIME_DIR/orionfs``, else ``$TMPDIR/orionfs-<uid>/orionfs``
+State folder: ``$XDG_RUNTIME_DIR/orionfs``; without XDG_RUNTIME_DIR (systemd's system services,
+mount(8) at boot), ``/run/orionfs`` for root and ``$TMPDIR/orionfs-<uid>/orionfs`` for others
 (``/tmp`` without ``TMPDIR``). A folder there is used only if it is a real directory (no symlink),
 owned by this user and 0700; otherwise every command refuses it in one line (``StateError``): in a
 shared ``/tmp``, another user could plant a folder or a symlink there first. (A folder of ours that
@@ -57,11 +57,11 @@ ROOT_STATE_DIR = Path("/run/orionfs")
 
 def state_folders() -> list[Path]:
     """The folders from the top one of ours down to the state folder (each checked)."""
-    if os.geteuid() == 0 and ROOT_STATE_DIR.parent.is_dir():
-        return [ROOT_STATE_DIR]
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return [Path(runtime) / "orionfs"]
+    if os.geteuid() == 0 and ROOT_STATE_DIR.parent.is_dir():
+        return [ROOT_STATE_DIR]
     own = Path(tempfile.gettempdir()) / f"orionfs-{os.geteuid()}"  # in a shared /tmp
     return [own, own / "orionfs"]
 
