@@ -29,7 +29,7 @@ from orionfs.daemon.options import (
 )
 from orionfs.daemon.probe import MountProbe
 from orionfs.daemon.process import forget_state, write_state
-from orionfs.daemon.service import MountService, block_signals, unblock_signals
+from orionfs.daemon.service import MountService, block_signals
 from orionfs.daemon.stderr_tap import StderrTap
 from orionfs.daemon.stop import watch_stop_signal
 
@@ -135,7 +135,8 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
         if server is not None:
             server.stop()
         forget_state(mountpoint)
-        unblock_signals()
+        # The stop signals stay blocked: the service's thread takes any that still come, and the
+        # process ends now (unblocked, a late SIGTERM would end it with -15 instead of 0).
 
 
 def _mount(

@@ -49,11 +49,6 @@ def block_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
-def unblock_signals() -> None:
-    """Undo ``block_signals`` (the mount process is done with FUSE)."""
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
 class MountService:
     """Readiness, stop signals and status of one mount process (see the module docstring)."""
 
