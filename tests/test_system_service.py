@@ -7,11 +7,13 @@
 - a mount that libfuse refuses reports libfuse's own message, in one line;
 - ``--log-file`` is honoured in the foreground; ordinary errnos are logged without tracebacks;
 - the unit files in docs/systemd verify (systemd-analyze) and run ``orionfs mount --foreground``
-  as Type=notify, with TimeoutStopSec above ``--stop-timeout``.
+  as Type=notify, with TimeoutStopSec above ``--stop-timeout``;
+- with write-back, SIGTERM uploads the queue before the process exits 0.
 """
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import errno
 import os
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from orionfs.cli import build_parser
+from orionfs.cli.mount import add_mount_arguments
 from tests.plugin_mount import api_bytes, my_data, start_mount
 from tests.system_support import ORIONFS, notifications, notify_socket, wait_for
 
@@ -164,3 +167,21 @@ def test_the_unit_files_verify_and_run_a_notifying_foreground_mount(unit, tmp_pa
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
+
+
+WRITE_BACK = any(
+    action.dest == "write_back" for action in add_mount_arguments(argparse.ArgumentParser())
+)
+
+
+@pytest.mark.skipif(not WRITE_BACK, reason="write-back uploads are not in this tree yet")
+def test_sigterm_uploads_the_write_back_queue_before_it_exits_0(server, session, tmp_path):
+    mount = start_mount(server, tmp_path / "mnt", tmp_path / "work", "--write-back", "1h")
+    try:
+        name = mount.unique("queued").name
+        (mount.path / name).write_bytes(b"queued until the stop")  # closed: queued for an hour
+        mount.proc.send_signal(signal.SIGTERM)
+        assert mount.proc.wait(30) == 0
+        assert api_bytes(session, mount.orion(name)) == b"queued until the stop"
+    finally:
+        mount.unmount()
