@@ -17,20 +17,20 @@ ShardCollection    directory (of its shards)          yes
 Shard              file                               yes
 =================  ================================  ========
 
-Names follow the mount's rule (docs/mount.md "Names"; this package may not import the mount's
-module, so the rule is restated here, in the same terms): a ``/`` in an Orion name shows as ``∕``;
-where several entries of a folder share a name, the lowest id keeps it and each other shows as
-``NAME (id ID)``. A *plain* name (neither) is the Orion name of the entry ``stat`` answers for it;
-any other is resolved through its folder's listing.
+Names follow the mount's one rule (orionfs.fs.names, docs/mount.md "Names"): a ``/`` in an Orion
+name shows as ``∕``; where several entries of a folder share a name, the lowest id keeps it and each
+other shows as ``NAME (id ID)``. A *plain* name (neither) is the Orion name of the entry ``stat``
+answers for it; any other is resolved through its folder's listing.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from orionfs.client import wire
+from orionfs.fs.entry import Entry
+from orionfs.fs.names import display_names, is_plain
 
 __all__ = [
     "DIRECTORY",
@@ -57,9 +57,6 @@ FILE = "file"
 #: Ours: True for what no write may change (datasets, shards, collections, virtual folders).
 INFO_READONLY = "readonly"
 
-#: What a ``/`` inside an Orion name shows as: U+2215 DIVISION SLASH (as on the mount).
-SLASH_SUBSTITUTE = "\u2215"
-_ID_SUFFIX = re.compile(r" \(id -?\d+\)\Z")
 _DIRECTORY_TYPES = frozenset({wire.FOLDER, wire.SHARD_COLLECTION})
 _READONLY_TYPES = frozenset({wire.DATASET, wire.SHARD, wire.SHARD_COLLECTION})
 #: Entry fields every info dict carries (absent ones as None).
@@ -67,14 +64,6 @@ _ENTRY_FIELDS = (
     wire.F_ID, wire.F_RESOURCE_TYPE, wire.F_PATH, wire.F_TAGS, wire.F_SYSTEMTAGS, wire.F_CREATED,
     wire.F_MODIFIED, wire.F_STATE, wire.F_OWNER, wire.F_PROJECT,
 )  # fmt: skip
-#: Ties between entries of one id (ids are per type) are broken in this order, as on the mount.
-_TYPE_ORDER = {
-    wire.FOLDER: 0,
-    wire.SHARD_COLLECTION: 1,
-    wire.FILE: 2,
-    wire.DATASET: 3,
-    wire.SHARD: 4,
-}
 
 
 def entry_info(entry: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -104,11 +93,6 @@ def is_directory(info: Mapping[str, Any]) -> bool:
     return info.get(INFO_TYPE) == DIRECTORY
 
 
-def is_plain(segment: str) -> bool:
-    """Whether a shown name is the entry's Orion name as-is (no ``∕``, no ``" (id N)"``)."""
-    return SLASH_SUBSTITUTE not in segment and _ID_SUFFIX.search(segment) is None
-
-
 def orion_name(info: Mapping[str, Any]) -> str:
     """The Orion name of the entry an info dict describes (the last part of its Orion path)."""
     path = info.get(wire.F_PATH) or ""
@@ -125,40 +109,17 @@ def content_ref(info: Mapping[str, Any], collection: int | None = None) -> dict[
     return ref
 
 
-def _sort_key(entry: Mapping[str, Any]) -> tuple[int, int, int, str]:
-    rid = entry.get(wire.F_ID)
-    rtype = entry.get(wire.F_RESOURCE_TYPE)
-    return (
-        0 if rid is None else 1,
-        rid if isinstance(rid, int) else 0,
-        _TYPE_ORDER.get(rtype, len(_TYPE_ORDER)) if isinstance(rtype, str) else len(_TYPE_ORDER),
-        entry.get(wire.F_NAME) or "",
-    )
-
-
-def _shown_names(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, Mapping[str, Any]]]:
-    """Each entry with the name it shows under (unique within the folder)."""
-    names: dict[str, Mapping[str, Any]] = {}
-    others: list[tuple[str, Mapping[str, Any]]] = []
-    for entry in sorted(entries, key=_sort_key):
-        base = (entry.get(wire.F_NAME) or "").replace("/", SLASH_SUBSTITUTE)
-        if base in names:
-            others.append((base, entry))
-        else:
-            names[base] = entry
-    for base, entry in others:  # after every base: a literal "x (id 5)" keeps its own name
-        suffix = f" (id {entry.get(wire.F_ID)})"
-        name = base + suffix
-        while name in names:
-            name += suffix
-        names[name] = entry
-    return sorted(names.items())
-
-
 def listing_infos(folder: str, entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The info dicts of a folder's entries, sorted by the name they show under.
 
     ``folder`` is the folder's filesystem path (``""`` for the root).
     """
     prefix = f"{folder}/" if folder else ""
-    return [entry_info(entry, prefix + shown) for shown, entry in _shown_names(entries)]
+    raw: dict[int, Mapping[str, Any]] = {}
+    typed: list[Entry] = []
+    for item in entries:
+        entry = Entry.from_wire(item)
+        raw[id(entry)] = item
+        typed.append(entry)
+    shown = display_names(typed)
+    return [entry_info(raw[id(entry)], prefix + name) for name, entry in sorted(shown.items())]
