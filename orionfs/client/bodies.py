@@ -2,7 +2,9 @@
 
 - :class:`StreamingBody` is a sized, rewindable, file-like request body over a chunk generator;
 - :func:`raw_body` builds an ``application/octet-stream`` one from a file object or bytes;
-- :func:`multipart_body` builds a ``multipart/form-data`` one (form fields, then file parts).
+- :func:`multipart_body` builds a ``multipart/form-data`` one (form fields, then file parts);
+- :class:`ChunkedBody`, :func:`raw_stream` and :func:`multipart_stream`: bodies of unknown length
+  (a file still being written), sent with ``Transfer-Encoding: chunked``, once.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ import json
 import os
 import stat
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from orionfs.client import wire
 from orionfs.exceptions import ValidationError
 
-__all__ = ["SEND_BLOCK_SIZE", "StreamingBody", "multipart_body", "raw_body"]
+__all__ = [
+    "SEND_BLOCK_SIZE",
+    "ChunkedBody",
+    "StreamingBody",
+    "multipart_body",
+    "multipart_stream",
+    "raw_body",
+    "raw_stream",
+]
 
 #: Bytes per send() of a request body and per read of an upload's source file.
 SEND_BLOCK_SIZE = 1 << 20
@@ -176,6 +186,28 @@ def _quote_header(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\r", " ").replace("\n", " ")
 
 
+def _field_parts(boundary: str, fields: Mapping[str, Any]) -> list[bytes]:
+    """The form fields of a multipart body, one encoded part each (None values left out)."""
+    parts = []
+    for name, value in fields.items():
+        if value is None:
+            continue
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header(name)}"\r\n\r\n'
+        ).encode()
+        parts.append(head + _form_value(value, name) + b"\r\n")
+    return parts
+
+
+def _file_head(boundary: str, name: str, filename: str) -> bytes:
+    """The headers of a file part (its bytes follow, then CRLF)."""
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header(name)}"; '
+        f'filename="{_quote_header(filename)}"\r\n'
+        f"{wire.H_CONTENT_TYPE}: {wire.OCTET_STREAM}\r\n\r\n"
+    ).encode()
+
+
 def multipart_body(fields: Mapping[str, Any], files: Mapping[str, FileSpec]) -> StreamingBody:
     """A streamed ``multipart/form-data`` body: form ``fields`` then the file parts.
 
@@ -186,13 +218,7 @@ def multipart_body(fields: Mapping[str, Any], files: Mapping[str, FileSpec]) -> 
     boundary = f"orionfs-{uuid.uuid4().hex}"
     crlf = b"\r\n"
     pieces: list[bytes | tuple[IO[bytes], int | None, int]] = []
-    for name, value in fields.items():
-        if value is None:
-            continue
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header(name)}"\r\n\r\n'
-        ).encode()
-        pieces.append(head + _form_value(value, name) + crlf)
+    pieces.extend(_field_parts(boundary, fields))
     for name, spec in files.items():
         filename, source, size = name, spec, None
         if isinstance(spec, Sequence) and not isinstance(spec, bytes | bytearray | str):
@@ -200,12 +226,7 @@ def multipart_body(fields: Mapping[str, Any], files: Mapping[str, FileSpec]) -> 
             size = rest[0] if rest else None
         fileobj = _as_fileobj(source)
         length, start = _source_size(fileobj, size)
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header(name)}"; '
-            f'filename="{_quote_header(str(filename))}"\r\n'
-            f"{wire.H_CONTENT_TYPE}: {wire.OCTET_STREAM}\r\n\r\n"
-        ).encode()
-        pieces.append(head)
+        pieces.append(_file_head(boundary, name, str(filename)))
         pieces.append((fileobj, start, length))
         pieces.append(crlf)
     pieces.append(f"--{boundary}--\r\n".encode())
@@ -224,3 +245,41 @@ def multipart_body(fields: Mapping[str, Any], files: Mapping[str, FileSpec]) -> 
                 yield piece
 
     return StreamingBody(chunks, total, f"multipart/form-data; boundary={boundary}")
+
+
+class ChunkedBody:
+    """A request body of unknown length: requests sends it with ``Transfer-Encoding: chunked``,
+    one chunk per item. It can be iterated once only (a second send, e.g. a retry, raises
+    OSError instead of sending a truncated body)."""
+
+    def __init__(self, chunks: Iterable[bytes], content_type: str) -> None:
+        self._chunks: Iterable[bytes] | None = chunks
+        self.content_type = content_type
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks, self._chunks = self._chunks, None
+        if chunks is None:
+            raise OSError("a chunked body is sent once; it cannot be sent again")
+        return (bytes(chunk) if isinstance(chunk, memoryview) else chunk for chunk in chunks)
+
+
+def raw_stream(chunks: Iterable[bytes]) -> ChunkedBody:
+    """A chunked ``application/octet-stream`` body of the bytes ``chunks`` yields."""
+    return ChunkedBody(chunks, wire.OCTET_STREAM)
+
+
+def multipart_stream(
+    fields: Mapping[str, Any], part: str, filename: str, chunks: Iterable[bytes]
+) -> ChunkedBody:
+    """A chunked ``multipart/form-data`` body: form ``fields``, then one file part ``part``
+    whose bytes are what ``chunks`` yields (the server reads the fields before the file)."""
+    boundary = f"orionfs-{uuid.uuid4().hex}"
+    head = b"".join(_field_parts(boundary, fields)) + _file_head(boundary, part, filename)
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def body() -> Iterator[bytes]:
+        yield head
+        yield from chunks
+        yield tail
+
+    return ChunkedBody(body(), f"multipart/form-data; boundary={boundary}")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import IO, Any
 
 import requests
 import urllib3.exceptions
 
 from orionfs.client import wire
-from orionfs.client.bodies import raw_body
+from orionfs.client.bodies import ChunkedBody, multipart_stream, raw_body, raw_stream
 from orionfs.client.core import ResourceRef, check_int, check_path
 from orionfs.client.resources import ResourcesMixin
 from orionfs.client.transport import transport_error
@@ -165,3 +166,46 @@ class ContentMixin(ResourcesMixin):
         result = File.from_json(data, self)
         assert isinstance(result, File)
         return result
+
+    # -- streamed uploads (wire "Streamed uploads": length unknown when the request starts) ------
+
+    def upload_file_stream(self, folder_path: str, name: str, chunks: Iterable[bytes]) -> File:
+        """Create a File named ``name`` in a folder from the bytes ``chunks`` yields, sent while
+        they come (chunked; for a file still being written). Sent once, never retried: if
+        iterating ``chunks`` raises, the request is cut and nothing is created.
+
+        Raises what ``upload_file`` raises, and what ``chunks`` raises.
+        """
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"a file name must be a non-empty string, not {name!r}")
+        fields = {wire.F_NAME: name, wire.F_PATH: check_path(folder_path)}
+        body = multipart_stream(fields, wire.UPLOAD_FILE_PART, name, chunks)
+        data = self._json(self._send_stream("POST", wire.collection_path(wire.FILE), {}, body))
+        result = File.from_json(data, self)
+        assert isinstance(result, File)
+        return result
+
+    def replace_file_content_stream(self, file: ResourceRef, chunks: Iterable[bytes]) -> File:
+        """Replace a File's content (same id) with the bytes ``chunks`` yields, sent while they
+        come (chunked). Sent once, never retried; a cut stream changes nothing.
+
+        Raises ValidationError for a non-File, NotFoundResponse, and what ``chunks`` raises.
+        """
+        key = self._ref(file)
+        if key.resource_type != wire.FILE:
+            raise ValidationError(
+                f"only a file's content can be replaced, not a {key.resource_type}'s"
+            )
+        template = wire.content_path(key.resource_type)
+        response = self._send_stream("PUT", template, {wire.F_ID: key.id}, raw_stream(chunks))
+        result = File.from_json(self._json(response), self)
+        assert isinstance(result, File)
+        return result
+
+    def _send_stream(
+        self, method: str, template: str, path_params: dict[str, Any], body: ChunkedBody
+    ) -> requests.Response:
+        headers = {wire.H_CONTENT_TYPE: body.content_type, wire.H_TRANSFER_ENCODING: wire.CHUNKED}
+        return self._request(
+            method, template, path_params=path_params, data=body, headers=headers, retry=False
+        )

@@ -24,6 +24,7 @@ from orionfs.client.config import DEFAULT_RETRY_DICT, SessionConfig, get_profile
 from orionfs.client.transport import (
     OrionHTTPAdapter,
     TokenAuth,
+    build_no_retry,
     build_retry,
     redact,
     transport_error,
@@ -121,6 +122,11 @@ class SessionCore:
             self._http.mount(self._base + "/", adapter)
             for prefix in _IDEMPOTENT_POSTS:
                 self._http.mount(self._base + prefix, idempotent_post)
+        # Streamed requests (``_request(retry=False)``) go out through a pool that never retries.
+        self._http_once = requests.Session()
+        _refuse_cookies(self._http_once)
+        if self._base:
+            self._http_once.mount(self._base + "/", OrionHTTPAdapter(build_no_retry()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.config.url!r}, username={self.config.username!r})"
@@ -134,6 +140,7 @@ class SessionCore:
     def close(self) -> None:
         """Close the pooled connections."""
         self._http.close()
+        self._http_once.close()
 
     def _request(
         self,
@@ -148,6 +155,7 @@ class SessionCore:
         timeout: float | None = None,
         stream: bool = False,
         auth: tuple[str, str] | None = None,
+        retry: bool = True,
     ) -> requests.Response:
         """The one way out to the network: send one request and return the 2xx response.
 
@@ -155,6 +163,7 @@ class SessionCore:
         BadResponse, redirects are not followed), OrionTimeout / OrionConnectionError for
         transport failures, InvalidCredentials when no token is configured (unless ``auth`` gives
         HTTP Basic credentials instead), ValidationError when no URL is configured.
+        ``retry=False``: never sent again (a streamed body), not even after a dropped connection.
         """
         if not self._base:
             raise ValidationError("no Orion URL configured")
@@ -169,7 +178,8 @@ class SessionCore:
         query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
         wait = timeout if timeout is not None else self.config.request_timeout
         try:
-            response = self._http.request(
+            http = self._http if retry else self._http_once
+            response = http.request(
                 method,
                 url,
                 params=query or None,

@@ -171,6 +171,12 @@ def build_retry(
     )
 
 
+def build_no_retry() -> Retry:
+    """The policy of a streamed request (wire "Streamed uploads"): never sent again, whatever
+    happens (its chunks are gone once sent); a bad status is handed back to be mapped."""
+    return Retry(total=0, read=False, redirect=0, raise_on_redirect=False, raise_on_status=False)
+
+
 class OrionHTTPAdapter(HTTPAdapter):
     """An HTTPAdapter with a large pool and 1 MiB send blocks (uploads at loopback speed)."""
 

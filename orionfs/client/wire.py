@@ -178,6 +178,15 @@ OCTET_STREAM: Final = "application/octet-stream"
 #: Form fields whose value is JSON-encoded in a multipart body.
 JSON_FORM_FIELDS: Final = frozenset({F_TAGS, F_METADATA})
 
+# --- Streamed uploads (a file still being written) -----------------------------------------------
+# A body whose length is unknown when it starts is sent to the same endpoints as a sized upload
+# (``POST`` on the files collection, multipart with the ``file`` part last; ``PUT`` on a file's
+# content, raw) with ``Transfer-Encoding: chunked`` and no Content-Length. The server commits
+# nothing before the body's last chunk: a stream cut short creates or changes nothing
+# (docs/wire.md "Streamed uploads"). Never retried blindly: the chunks are gone once sent.
+H_TRANSFER_ENCODING: Final = "Transfer-Encoding"
+CHUNKED: Final = "chunked"
+
 # --- HTTP headers ---------------------------------------------------------------------------------
 H_RANGE: Final = "Range"
 H_CONTENT_TYPE: Final = "Content-Type"
