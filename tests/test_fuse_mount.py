@@ -254,6 +254,8 @@ def test_every_mount_option_reaches_the_mount_process_with_absolute_paths(tmp_pa
         "rec",
         "--staging-dir",
         "stage",
+        "--write-back",
+        "2.5",
         "--ready-timeout",
         "45",
         "--allow-other",

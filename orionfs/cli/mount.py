@@ -38,6 +38,7 @@ from orionfs.daemon.process import (
     spawn_daemon,
     stop_mount_process,
     unmount,
+    wait_for_uploads,
 )
 from orionfs.daemon.run import run_foreground
 from orionfs.daemon.service import DEFAULT_STOP_TIMEOUT
@@ -66,7 +67,10 @@ def register(subparsers: Any) -> None:
     unmount_parser = subparsers.add_parser("unmount", help="unmount an orionfs mount")
     unmount_parser.add_argument("mountpoint", metavar="MOUNTPOINT")
     unmount_parser.add_argument(
-        "--lazy", action="store_true", help="detach now even if busy (umount -l)"
+        "--lazy",
+        action="store_true",
+        help="detach now even if busy (umount -l), and do not wait for write-back uploads "
+        "(they go on; what is left when the process ends, the next mount uploads)",
     )
     unmount_parser.set_defaults(func=cmd_unmount)
 
@@ -156,7 +160,19 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action
             help="where data whose upload failed is kept",
         ),
         parser.add_argument(
-            "--staging-dir", metavar="DIR", type=_absolute_path, help="where writes are staged"
+            "--staging-dir",
+            metavar="DIR",
+            type=_absolute_path,
+            help="where writes are staged, one folder per server and user "
+            "(default $XDG_STATE_HOME/orionfs/staging)",
+        ),
+        parser.add_argument(
+            "--write-back",
+            type=float,
+            default=None,
+            metavar="DELAY",
+            help="close() returns once the file is staged; it is uploaded DELAY seconds after "
+            "its last close, in the background (default: close() waits for the upload)",
         ),
         parser.add_argument(
             "--ready-timeout",
@@ -190,6 +206,9 @@ def check_options(args: argparse.Namespace) -> None:
         raise MountError(
             f"--retry-deadline must be a number of seconds >= 0, not {args.retry_deadline:g}"
         )
+    delay = getattr(args, "write_back", None)
+    if delay is not None and (not math.isfinite(delay) or delay < 0):
+        raise MountError(f"--write-back must be a number of seconds >= 0, not {delay:g}")
     page = getattr(args, "page_size", None)
     if page is not None and not 1 <= page <= PAGE_LIMIT_MAX:
         raise MountError(f"--page-size must be between 1 and {PAGE_LIMIT_MAX}, not {page}")
@@ -251,6 +270,9 @@ def cmd_unmount(args: argparse.Namespace) -> int:
         print(f"cleared the dead mount at {mountpoint} (its process was gone)", file=sys.stderr)
         return 0
     if state:
+        if state.get("write_back") is not None and not args.lazy:
+            # Write-back: the mount process uploads what is queued before it ends.
+            wait_for_uploads(mountpoint, pid, sys.stderr.isatty())
         stop_mount_process(pid, mountpoint)
     return 0
 

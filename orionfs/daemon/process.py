@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,16 @@ def _state_path(mountpoint: str) -> Path:
 def write_state(mountpoint: str, **state: Any) -> None:
     """Record the mount process (pid) so that ``orionfs unmount`` can wait for it."""
     state_files.write_json(_state_path(mountpoint), {"mountpoint": mountpoint, **state})
+
+
+def update_state(mountpoint: str, **fields: Any) -> None:
+    """Change fields of this process's state file (the write-back queue's progress while the
+    mount ends)."""
+    state = read_state(mountpoint)
+    if not state or state.get("pid") != os.getpid():
+        return
+    state.pop("mountpoint", None)
+    write_state(mountpoint, **{**state, **fields})
 
 
 def read_state(mountpoint: str) -> dict[str, Any] | None:
@@ -140,6 +151,35 @@ def _last_error(log_file: Path, start: int) -> str | None:
         if " ERROR " in line or "Error" in line:
             return line.strip()
     return None
+
+
+def wait_for_uploads(mountpoint: str, pid: int, show: bool, grace: float = UNMOUNT_WAIT) -> None:
+    """After the kernel unmount of a write-back mount: wait while its process uploads what was
+    queued (the state file's ``uploads``, orionfs.fs.writeback.UploadStats), with a progress
+    line on stderr if ``show``. Returns when the process is gone, its queue is empty, or it has
+    reported nothing within ``grace`` seconds (nothing was queued)."""
+    start = time.monotonic()
+    seen = False
+    shown = False
+    try:
+        while process_alive(pid):
+            uploads = (read_state(mountpoint) or {}).get("uploads")
+            if isinstance(uploads, dict):
+                seen = True
+            queued = int(uploads.get("queued", 0)) if isinstance(uploads, dict) else 0
+            if queued and show:
+                mb = int(uploads.get("queued_bytes", 0)) / 1e6
+                failed = int(uploads.get("failed", 0))
+                line = f"orionfs: uploading {queued} files ({mb:.1f} MB) before the mount ends"
+                line += f", {failed} failed" if failed else ""
+                print(f"\r{line}   ", end="", file=sys.stderr, flush=True)
+                shown = True
+            if not queued and (seen or time.monotonic() - start >= grace):
+                return
+            time.sleep(POLL_INTERVAL * 4)
+    finally:
+        if shown:
+            print(file=sys.stderr)
 
 
 def stop_mount_process(pid: int, mountpoint: str | None = None) -> bool:

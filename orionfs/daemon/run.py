@@ -28,7 +28,7 @@ from orionfs.daemon.options import (
     permission_modes,
 )
 from orionfs.daemon.probe import MountProbe
-from orionfs.daemon.process import forget_state, write_state
+from orionfs.daemon.process import forget_state, update_state, write_state
 from orionfs.daemon.service import MountService, block_signals
 from orionfs.daemon.stderr_tap import StderrTap
 from orionfs.daemon.stop import watch_stop_signal
@@ -110,8 +110,10 @@ def run_foreground(args: argparse.Namespace, mountpoint: str) -> int:
             server_pid=server.process.pid if server else None,
             url=config.url,
             root=args.root,
+            write_back=args.write_back,
             **_described(args, source, profile, started, metrics),
         )
+        _write_side(operations, mountpoint)
         logger.warning(
             "mounting %s%s at %s (ttl %gs%s)",
             config.url,
@@ -219,6 +221,8 @@ def _give_up(operations: Any, mountpoint: str, server: LocalServer | None) -> No
 def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
     """The OrionFS operations over a cached session of ``config``, as the options say."""
     from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
+    from orionfs.fs.journal import account_dir
+    from orionfs.fs.writeback import WriteBackOptions
     from orionfs.fuse.operations import MountOptions, OrionFS
 
     session = OrionSession(
@@ -235,7 +239,33 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
         gid=-1 if args.gid is None else args.gid,
         file_mode=file_mode,
         dir_mode=dir_mode,
-        staging_dir=Path(args.staging_dir) if args.staging_dir else None,
+        # The account's persistent staging folder (orionfs.fs.journal).
+        staging_dir=account_dir(args.staging_dir, config.url, config.username),
         recovery_dir=Path(args.recovery_dir) if args.recovery_dir else None,
+        write_back=(
+            None
+            if args.write_back is None
+            else WriteBackOptions(delay=args.write_back, deadline=args.retry_deadline)
+        ),
     )
     return OrionFS(cache, options)
+
+
+def _write_side(operations: Any, mountpoint: str) -> None:
+    """The write side's hooks: the write-back queue's progress goes to the state file while the
+    mount ends (``orionfs unmount`` shows it), and what a mount of this account that died left
+    staged is handled in the background (orionfs.fs.recovery), through this mount's cache for
+    its root and a cache of their own for other roots."""
+    from orionfs.fs.cache import CachedSession
+
+    files = operations.files
+    files.progress = lambda stats: update_state(mountpoint, uploads=stats.to_dict())
+    cache = operations.namespace.cache
+    stores = {cache.root: cache}
+
+    def store_for(root: str) -> Any:
+        if root not in stores:
+            stores[root] = CachedSession(cache.session, root=root, ttl=cache.ttl)
+        return stores[root]
+
+    files.recover_leftovers(store_for)

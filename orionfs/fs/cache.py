@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
 from cachetools import TTLCache
@@ -315,6 +315,21 @@ class CachedSession(Tagging):
         old file deleted by id. Raises IsAFolder if a folder is there, NotFoundResponse /
         NotAFolder for a bad parent, and what the session raises.
         """
+        session = self.session
+        return self._create(
+            path, lambda folder, name: session.upload_file(folder, name, fileobj, size=size)
+        )
+
+    def create_file_stream(self, path: str, chunks: Iterable[bytes]) -> Entry:
+        """``create_file`` from the bytes ``chunks`` yields, sent while they come (a file still
+        being written); a stream cut short (``chunks`` raises) creates nothing."""
+        session = self.session
+        return self._create(
+            path, lambda folder, name: session.upload_file_stream(folder, name, chunks)
+        )
+
+    def _create(self, path: str, send: Callable[[str, str], Any]) -> Entry:
+        """``create_file`` with ``send(Orion folder, Orion name)`` making the upload request."""
         path = normalize(path)
         parent, name = split(path)
         existing = self.find(path)
@@ -322,9 +337,7 @@ class CachedSession(Tagging):
             raise IsAFolder(f"{path}: is a folder")
         folder = self._folder_orion_path(parent)
         orion = self._name_for(name, existing, None)
-        uploaded = self._call(
-            "upload_file", self.session.upload_file, folder, orion, fileobj, size=size
-        )
+        uploaded = self._call("upload_file", send, folder, orion)
         entry = Entry.from_resource(uploaded, self._join(folder, orion))
         error = self._delete_replaced(existing, f"create {path}")
         with self._lock:
@@ -343,15 +356,28 @@ class CachedSession(Tagging):
         Raises IsAFolder for folders, NotWritable for read-only kinds (datasets, shards),
         NotFoundResponse, and what the session raises.
         """
+        session = self.session
+        return self._replace_with(
+            path, lambda ref: session.replace_file_content(ref, fileobj, size=size)
+        )
+
+    def replace_content_stream(self, path: str, chunks: Iterable[bytes]) -> Entry:
+        """``replace_content`` from the bytes ``chunks`` yields, sent while they come; a stream
+        cut short (``chunks`` raises) changes nothing."""
+        session = self.session
+        return self._replace_with(
+            path, lambda ref: session.replace_file_content_stream(ref, chunks)
+        )
+
+    def _replace_with(self, path: str, send: Callable[[Any], Any]) -> Entry:
+        """``replace_content`` with ``send(the file's ResourceKey)`` making the request."""
         path = normalize(path)
         entry = self.lookup(path)
         if entry.is_folder:
             raise IsAFolder(f"{path}: is a folder")
         if not entry.is_file:
             raise NotWritable(f"{path}: a {entry.kind} is read-only")
-        replaced = self._call(
-            "replace_file_content", self.session.replace_file_content, entry.ref, fileobj, size=size
-        )
+        replaced = self._call("replace_file_content", send, entry.ref)
         new = Entry.from_resource(replaced, entry.path)
         with self._lock:
             self._replace(path, entry, new)

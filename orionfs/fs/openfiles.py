@@ -16,7 +16,14 @@ Writes (shared/design.md "Write rules"):
   renamed over while open is first downloaded (``keep_local``), then moved to libfuse's hidden name
   (``hide``) where its descriptors keep reading and writing it; it is never uploaded again;
 - a table told to stop (``stop``: the mount process ends without waiting for a stalled server)
-  makes no more requests; unsaved data goes to the recovery folder (``abandon``).
+  makes no more requests; unsaved data goes to the recovery folder (``abandon``);
+- staged data is journaled in a persistent staging folder (orionfs.fs.journal); what a mount
+  that died left there is handled by ``recover_leftovers`` (orionfs.fs.recovery); a file written
+  in order from offset 0 streams to Orion while it is written (orionfs.fs.streaming);
+- write-back (orionfs.fs.writeback): ``flush`` acknowledges (journals) instead of uploading, the
+  last ``release`` queues the upload and the node stays (``stat``, ``open``, reads see it) until
+  stored; ``fsync`` uploads at once; ``close`` waits for the queue; after ``stop``, acknowledged
+  data stays in the staging folder for the next mount.
 
 Reads of a file not staged go through a per-handle ReadAhead (orionfs.fs.readahead) on a pool shared
 by the whole mount.
@@ -24,11 +31,11 @@ by the whole mount.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
-import shutil
-import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +43,12 @@ from typing import Any
 
 from orionfs.exceptions import OrionConnectionError, UnknownHandle
 from orionfs.fs.entry import Entry
+from orionfs.fs.journal import StagingArea
 from orionfs.fs.readahead import ReadAhead
+from orionfs.fs.recovery import BackgroundRecovery, StoreFor
 from orionfs.fs.staged import ContentStore, StagedFile
+from orionfs.fs.streaming import STREAM_MIN_SIZE, StreamSlots
+from orionfs.fs.writeback import UploadStats, WriteBackOptions, WriteBackQueue
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +66,7 @@ class StoppedStore:
         raise OrionConnectionError("the mount is stopping: no more requests to the server")
 
     read = create_file = replace_content = unlink = _refuse
+    create_file_stream = replace_content_stream = _refuse
 
 
 @dataclass
@@ -77,13 +89,35 @@ class OpenFileTable:
         staging_dir: Path | None = None,
         recovery_dir: Path | None = None,
         fetch_workers: int = FETCH_WORKERS,
+        *,
+        root: str = "/",
+        write_back: WriteBackOptions | None = None,
+        streaming: bool = True,
     ) -> None:
         self._store = store
-        self._owned_staging = staging_dir is None
-        self.staging_dir = Path(staging_dir or tempfile.mkdtemp(prefix="orionfs-staging-"))
-        self.staging_dir.mkdir(parents=True, exist_ok=True, mode=STAGING_DIR_MODE)
-        os.chmod(self.staging_dir, STAGING_DIR_MODE)
+        # ``staging_dir``: the account's persistent staging folder (the mount's own folder is made
+        # in it); None: a private temp folder, removed at close.
+        self.staging = StagingArea(Path(staging_dir) if staging_dir else None, root=root)
+        self.staging_dir = self.staging.dir
         self.recovery_dir = Path(recovery_dir or default_recovery_dir())
+        self._streams = (
+            StreamSlots() if streaming and hasattr(store, "create_file_stream") else None
+        )
+        self._queue: WriteBackQueue[StagedFile] | None = None
+        if write_back is not None:
+            self._queue = WriteBackQueue(
+                upload=lambda node: node.upload(self._store),
+                done=self._uploaded,
+                give_up=self._upload_failed,
+                size=lambda node: node.size,
+                delay=write_back.delay,
+                workers=write_back.workers,
+                deadline=write_back.deadline,
+            )
+        self._stopped = False
+        self._recovery: BackgroundRecovery | None = None
+        #: Called with the upload stats while ``close`` waits for the write-back queue.
+        self.progress: Callable[[UploadStats], None] | None = None
         self._lock = threading.Lock()
         self._handles: dict[int, Handle] = {}
         self._nodes: dict[str, StagedFile] = {}
@@ -153,7 +187,7 @@ class OpenFileTable:
         with self._lock:
             node = self._nodes.get(path)
             if node is None:
-                node = StagedFile(path, entry, self.staging_dir)
+                node = StagedFile(path, entry, self.staging)
                 self._nodes[path] = node
         fh = self._attach(node, flags, writable, bool(flags & os.O_APPEND))
         if truncate:
@@ -170,13 +204,14 @@ class OpenFileTable:
             old = self._nodes.get(path)
             if old is not None:
                 old.detached = True
-            node = StagedFile(path, None, self.staging_dir)
+            node = StagedFile(path, None, self.staging)
             self._nodes[path] = node
         return self._attach(node, flags, True, bool(flags & os.O_APPEND))
 
     def release(self, fh: int) -> None:
         """Close a handle. The last handle of a node uploads what is still unsaved; where that
-        fails, the data goes to the recovery folder (logged) and the error is raised."""
+        fails, the data goes to the recovery folder (logged) and the error is raised. With
+        write-back the upload is queued instead, and the node stays until it is stored."""
         with self._lock:
             handle = self._handles.pop(fh, None)
             if handle is None:
@@ -184,11 +219,16 @@ class OpenFileTable:
             node = handle.node
             node.refs -= 1
             last = node.refs == 0
-            if last and self._nodes.get(node.path) is node:
+            queued = last and self._queue is not None and node.dirty and not node.detached
+            queued = queued and node.kept is None and self._nodes.get(node.path) is node
+            if last and not queued and self._nodes.get(node.path) is node:
                 del self._nodes[node.path]
         if handle.reader is not None:
             handle.reader.close()
         if not last:
+            return
+        if queued:
+            self._enqueue(node)
             return
         try:
             if node.dirty and not node.detached:
@@ -235,14 +275,20 @@ class OpenFileTable:
             return handle.reader
 
     def write(self, fh: int, data: bytes, offset: int) -> int:
-        """Write through a handle (at the end of the file for ``O_APPEND``)."""
+        """Write through a handle (at the end of the file for ``O_APPEND``). A file written in
+        order from offset 0 starts streaming to Orion once it is large enough."""
         handle = self.handle(fh)
         node = handle.node
         with node.lock:
             if handle.append:
                 node.ensure_loaded(self._store)
                 offset = node.size
-            return node.write(self._store, data, offset)
+            written = node.write(self._store, data, offset)
+            streams = self._streams
+            if streams is not None and node.stream is None and node.size >= STREAM_MIN_SIZE:
+                if not self._stopped:
+                    node.start_stream(self._store, streams.start)  # type: ignore[arg-type]
+            return written
 
     def truncate_handle(self, fh: int, length: int) -> None:
         """``ftruncate``: cut or extend the node of an open handle, wherever its name went (renamed,
@@ -254,10 +300,12 @@ class OpenFileTable:
         node = self.node_at(path)
         if node is not None:
             node.truncate(self._store, length)
+            if self._queue is not None and node.refs == 0:
+                self._enqueue(node)  # closed, waiting for its upload: it waits anew
             return
         if entry is None:
             raise UnknownHandle(path)
-        temp = StagedFile(path, entry, self.staging_dir)
+        temp = StagedFile(path, entry, self.staging)
         try:
             temp.truncate(self._store, length)
             temp.upload(self._store)
@@ -265,10 +313,89 @@ class OpenFileTable:
             temp.discard()
 
     def flush(self, fh: int) -> None:
-        """Upload the handle's node if it changed; raises the upload error."""
+        """Every ``close()``: upload the handle's node if it changed; raises the upload error.
+        With write-back: acknowledge it instead (journaled; uploaded after the last close)."""
         handle = self.handle(fh)
-        if handle.writable or handle.node.dirty:
-            handle.node.upload(self._store)
+        if not (handle.writable or handle.node.dirty):
+            return
+        if self._queue is not None and handle.node.dirty:
+            handle.node.acknowledge()
+            return
+        handle.node.upload(self._store)
+
+    def fsync(self, fh: int) -> None:
+        """Upload the handle's node now if it changed (write-back too: returns once stored);
+        raises the upload error."""
+        node = self.handle(fh).node
+        node.upload(self._store)
+        if self._queue is not None and not node.dirty:
+            self._queue.cancel(node)
+
+    # -- write-back --------------------------------------------------------------------------------
+
+    def _enqueue(self, node: StagedFile) -> None:
+        """Queue the upload of a node whose last handle closed (a node already streaming goes
+        at once: its request is open)."""
+        assert self._queue is not None
+        try:
+            node.acknowledge()
+        except OSError as error:
+            logger.error("cannot journal %s before its upload: %s", node.path, error)
+        self._queue.submit(node, delay=0.0 if node.stream is not None else None)
+
+    def _uploaded(self, node: StagedFile) -> None:
+        """A queued upload is done: the node goes unless it was opened or written again."""
+        with self._lock:
+            gone = node.refs == 0 and not node.dirty
+            if gone and self._nodes.get(node.path) is node:
+                del self._nodes[node.path]
+            again = node.refs == 0 and node.dirty and not node.detached
+        if gone:
+            node.discard()
+        elif again and self._queue is not None:  # changed during its upload, no handle open
+            self._enqueue(node)
+
+    def _upload_failed(self, node: StagedFile, error: BaseException) -> None:
+        """A queued upload finally failed: keep the data in the recovery folder (logged); after
+        ``stop``, leave it journaled in the staging folder for the next mount instead."""
+        if self._stopped:
+            logger.warning(
+                "%s: not uploaded, the mount is stopping (the next mount uploads it)", node.path
+            )
+            return
+        dest = node.keep_for_recovery(self.recovery_dir)
+        logger.error("upload of %s failed (%s); its data is kept in %s", node.path, error, dest)
+        with self._lock:
+            gone = node.refs == 0
+            if gone and self._nodes.get(node.path) is node:
+                del self._nodes[node.path]
+        if gone:
+            node.discard()
+
+    def upload_stats(self) -> UploadStats:
+        """Pending and failed uploads now (write-back queue, streams, leftovers to recover)."""
+        stats = self._queue.stats() if self._queue is not None else UploadStats()
+        streaming = self._streams.running if self._streams is not None else 0
+        leftovers = self._recovery.pending if self._recovery is not None else 0
+        return dataclasses.replace(stats, streaming=streaming, leftovers=leftovers)
+
+    def recover_leftovers(self, store_for: StoreFor | None = None) -> threading.Thread | None:
+        """Handle, in a background thread, what mounts of this account that died left staged
+        (orionfs.fs.recovery): acknowledged files are uploaded through ``store_for(root)``
+        (default: this table's store for its own root), the others go to the recovery folder.
+        Logged; counted in ``upload_stats().leftovers`` until done. Returns the thread (None if
+        there was nothing to do)."""
+        claim = self.staging.claim_leftovers()
+        if not claim.leftovers:
+            claim.release()
+            return None
+        root, store = self.staging.root, self._store
+
+        def own_root(wanted: str) -> Any:
+            return store if wanted == root else None
+
+        self._recovery = BackgroundRecovery(claim, store_for or own_root, self.recovery_dir)
+        return self._recovery.thread
 
     def materialize(self, path: str) -> Entry | None:
         """Upload a new file not uploaded yet (a tag write needs an Orion item to tag); returns
@@ -292,8 +419,10 @@ class OpenFileTable:
         with self._lock:
             node = self._nodes.pop(path, None)
         if node is not None:
+            node.abort_stream()
             with node.lock:
                 node.detached = True
+                node.journal()  # an unlinked file's data is nobody's
         return node
 
     def keep_local(self, path: str) -> StagedFile | None:
@@ -316,19 +445,27 @@ class OpenFileTable:
                 return None
             node.path = hidden
             self._nodes[hidden] = node
+        node.abort_stream()
         with node.lock:
             node.detached = True
+            node.journal()
         return node
 
     def moved(self, old: str, new: str) -> None:
         """Follow a rename of a file or folder: nodes at ``old`` (or below it) move to ``new``."""
         prefix = old.rstrip("/") + "/"
+        moved = []
         with self._lock:
             for path in list(self._nodes):
                 if path == old or path.startswith(prefix):
                     node = self._nodes.pop(path)
                     node.path = new + path[len(old) :]
                     self._nodes[node.path] = node
+                    moved.append(node)
+        for node in moved:
+            node.abort_stream()
+            with node.lock:
+                node.journal()
 
     def rename_pending(self, old: str, new: str, target: Entry | None) -> None:
         """Rename a never-uploaded file locally: it will be uploaded under ``new`` (replacing the
@@ -338,25 +475,39 @@ class OpenFileTable:
             node = self._nodes.pop(old)
             node.path = new
             self._nodes[new] = node
+        node.abort_stream()
         with node.lock:
             if target is not None and target.is_file:
                 node.entry = target
                 node.loaded = True
                 node.dirty = True
+            node.journal()
 
     def stop(self) -> None:
         """No more requests to the server from the table (reads, downloads, uploads fail at once
         with OrionConnectionError): the mount process is ending without waiting for the server.
-        Files still open are then kept in the recovery folder on their last close."""
+        Files still open are then kept in the recovery folder on their last close; acknowledged
+        ones (write-back) stay journaled in the staging folder, for the next mount."""
+        self._stopped = True
         self._store = StoppedStore()
+        if self._queue is not None:
+            self._queue.stop()
 
     def abandon(self, lock_wait: float = 0.5) -> list[tuple[str, Path]]:
         """The mount process must end now (``orionfs unmount`` while calls wait on a stalled
         server): keep every unsaved staged file in the recovery folder, without uploading and
         without waiting for calls in flight (at most ``lock_wait`` seconds per file). Returns
-        (mount path, recovery file) pairs; each is also logged."""
+        (mount path, recovery file) pairs; each is also logged. Acknowledged files (write-back)
+        stay journaled in the staging folder instead: the next mount uploads them."""
         with self._lock:
             nodes = [n for n in self._nodes.values() if n.dirty and not n.detached]
+        left = [n.path for n in nodes if n.acked]
+        if left:
+            logger.warning(
+                "mount stopped with %d acknowledged files not uploaded (%s): they stay in %s, "
+                "for the next mount", len(left), ", ".join(left[:5]), self.staging_dir,
+            )  # fmt: skip
+        nodes = [n for n in nodes if not n.acked]
         kept = []
         for node in nodes:
             locked = node.lock.acquire(timeout=lock_wait)
@@ -383,13 +534,18 @@ class OpenFileTable:
         and remove the staging folder if this table made it.
 
         Called when the filesystem ends with files still open (e.g. the mount process was told
-        to stop): their data must not vanish with the staging folder.
+        to stop): their data must not vanish with the staging folder. With write-back, it first
+        waits for the queue (``progress`` is told how it goes); after ``stop`` it does not, and
+        acknowledged files stay journaled in the staging folder, for the next mount.
         """
+        self._drain()
         with self._lock:
             nodes = list(self._nodes.values())
             self._nodes.clear()
             self._handles.clear()
         for node in nodes:
+            if node.acked and self._stopped and node.dirty and not node.detached:
+                continue  # journaled: the next mount uploads it
             if node.dirty and not node.detached:
                 try:
                     node.upload(self._store)
@@ -403,8 +559,19 @@ class OpenFileTable:
                     )
             node.discard()
         self._pool.shutdown(wait=False, cancel_futures=True)
-        if self._owned_staging:
-            shutil.rmtree(self.staging_dir, ignore_errors=True)
+        left = self.staging.close()
+        if left:
+            logger.warning(
+                "%d acknowledged files are not uploaded; they stay in %s and the next mount of "
+                "this account (or `orionfs recover`) uploads them", len(left), self.staging_dir,
+            )  # fmt: skip
+
+    def _drain(self) -> None:
+        """Unmount with write-back: upload everything queued now and wait (``progress`` told)."""
+        if self._queue is not None:
+            if not self._stopped:
+                self._queue.drain(progress=self.progress)
+            self._queue.stop()
 
 
 def default_recovery_dir() -> Path:

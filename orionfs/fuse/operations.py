@@ -33,6 +33,7 @@ from orionfs.fs.entry import Entry
 from orionfs.fs.namespace import NAME_MAX, Namespace, check_name
 from orionfs.fs.openfiles import OpenFileTable
 from orionfs.fs.trash import is_trash_marker, is_trash_name
+from orionfs.fs.writeback import WriteBackOptions
 from orionfs.fuse.calls import Calls
 from orionfs.fuse.dirs import DirHandles
 from orionfs.fuse.errors import boundary, fail
@@ -70,6 +71,8 @@ class MountOptions:
     dir_mode: int = 0o755
     staging_dir: Path | None = None
     recovery_dir: Path | None = None
+    #: ``--write-back DELAY``: close() returns once staged, uploads run in the background.
+    write_back: WriteBackOptions | None = None
 
 
 class OrionFS(mfusepy.Operations):
@@ -82,7 +85,11 @@ class OrionFS(mfusepy.Operations):
         self.uid = self.options.uid if self.options.uid >= 0 else os.getuid()
         self.gid = self.options.gid if self.options.gid >= 0 else os.getgid()
         self.files = OpenFileTable(
-            cache, staging_dir=self.options.staging_dir, recovery_dir=self.options.recovery_dir
+            cache,
+            staging_dir=self.options.staging_dir,
+            recovery_dir=self.options.recovery_dir,
+            root=cache.root,
+            write_back=self.options.write_back,
         )
         self.namespace = Namespace(cache, self.files, read_only=self.options.read_only)
         self.xattrs = Xattrs(self.namespace)
@@ -314,8 +321,8 @@ class OrionFS(mfusepy.Operations):
 
     @boundary
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        """Upload what changed; an upload error is fsync()'s error."""
-        self.files.flush(fh)
+        """Upload what changed, now (write-back too); an upload error is fsync()'s error."""
+        self.files.fsync(fh)
         return 0
 
     @boundary
