@@ -97,6 +97,7 @@ def start_mount(
         **os.environ,
         "ORIONFS_CONFIG_DIR": str(server.config_dir),
         "XDG_DATA_HOME": str(work / "xdg-data"),
+        "XDG_CACHE_HOME": str(work / "xdg-cache"),  # the data cache: per test, not in ~/.cache
         **(env_extra or {}),
     }
     env.pop("ORION_PROFILE", None)

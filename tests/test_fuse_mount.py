@@ -269,6 +269,10 @@ def test_every_mount_option_reaches_the_mount_process_with_absolute_paths(tmp_pa
         "--metrics=127.0.0.1:0",
         "--stop-timeout=2m",
         "--config-dir=cfg",
+        "--cache-mode=off",
+        "--cache-max-size=2G",
+        "--cache-dir=datacache",
+        "--read-ahead-memory=64M",
     ]
     parent = _mount_namespace(user_argv)
     # the test sets every option of `orionfs mount` (but --foreground) away from its default
@@ -282,7 +286,7 @@ def test_every_mount_option_reaches_the_mount_process_with_absolute_paths(tmp_pa
     assert child == {**parent, "foreground": True}
     for dest, name in [("mountpoint", "mnt"), ("local", "data"), ("log_file", "logs/m.log"),
                        ("recovery_dir", "rec"), ("staging_dir", "stage"),
-                       ("config_dir", "cfg")]:  # fmt: skip
+                       ("config_dir", "cfg"), ("cache_dir", "datacache")]:  # fmt: skip
         assert child[dest] == str(tmp_path / name)
     assert child["verbose"] == 2
 

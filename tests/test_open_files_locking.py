@@ -81,7 +81,7 @@ def test_racing_first_reads_of_one_handle_share_one_read_ahead(
             super().__init__(*args, **kwargs)
             made.append(self)
 
-    monkeypatch.setattr("orionfs.fs.openfiles.ReadAhead", SlowToBuild)
+    monkeypatch.setattr("orionfs.fs.reads.ReadAhead", SlowToBuild)
     barrier = threading.Barrier(8)
     results: list[bytes] = []
 

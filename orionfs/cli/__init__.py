@@ -16,7 +16,7 @@ from orionfs import __version__
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every subcommand registered."""
-    from orionfs.cli import commands, mount, recover, stats, status
+    from orionfs.cli import cache, commands, mount, recover, stats, status
     from orionfs.server import cli as server_cli
 
     parser = argparse.ArgumentParser(
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     recover.register(subparsers)
     status.register(subparsers)
     stats.register(subparsers)
+    cache.register(subparsers)
     return parser
 
 

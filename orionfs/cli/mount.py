@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orionfs.cli.cache import format_size, parse_size
 from orionfs.client.config import CONFIG_DIR_ENV
 from orionfs.client.wire import PAGE_LIMIT_MAX
 from orionfs.daemon import MountError
@@ -43,6 +44,7 @@ from orionfs.daemon.process import (
 from orionfs.daemon.run import run_foreground
 from orionfs.daemon.service import DEFAULT_STOP_TIMEOUT
 from orionfs.daemon.state import is_dead_mount, is_mount_process, mount_at
+from orionfs.fs.budget import DEFAULT_READ_AHEAD_MEMORY
 
 #: Default seconds the kernel and the cache keep metadata.
 DEFAULT_CACHE_TTL: float = 5.0
@@ -52,6 +54,9 @@ DEFAULT_MOUNT_REQUEST_TIMEOUT: float = 30.0
 DEFAULT_MOUNT_RETRY_DEADLINE: float = 60.0
 #: Seconds ``orionfs mount`` waits for the mount (and ``--local`` for its server) to be ready.
 DEFAULT_READY_TIMEOUT: float = 30.0
+#: Smallest values of the size options.
+MIN_CACHE_SIZE: int = 1 << 20
+MIN_READ_AHEAD_MEMORY: int = 8 << 20
 
 
 def register(subparsers: Any) -> None:
@@ -175,6 +180,36 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> list[argparse.Action
             "its last close, in the background (default: close() waits for the upload)",
         ),
         parser.add_argument(
+            "--cache-mode",
+            choices=("full", "off"),
+            default="full",
+            help="full: keep file content in the data cache on disk, across remounts (default); "
+            "off: every open reads from the server",
+        ),
+        parser.add_argument(
+            "--cache-max-size",
+            type=parse_size,
+            default=None,
+            metavar="SIZE",
+            help="most the data cache keeps, e.g. 10G (default: a tenth of the free disk, "
+            "256M to 10G); least recently used data goes first",
+        ),
+        parser.add_argument(
+            "--cache-dir",
+            metavar="DIR",
+            type=_absolute_path,
+            help="where the data cache lives (default $XDG_CACHE_HOME/orionfs/data, "
+            "one folder per server and user)",
+        ),
+        parser.add_argument(
+            "--read-ahead-memory",
+            type=parse_size,
+            default=DEFAULT_READ_AHEAD_MEMORY,
+            metavar="SIZE",
+            help="memory all open files may use to read ahead, together "
+            f"(default {format_size(DEFAULT_READ_AHEAD_MEMORY)})",
+        ),
+        parser.add_argument(
             "--ready-timeout",
             type=float,
             default=DEFAULT_READY_TIMEOUT,
@@ -209,6 +244,12 @@ def check_options(args: argparse.Namespace) -> None:
     delay = getattr(args, "write_back", None)
     if delay is not None and (not math.isfinite(delay) or delay < 0):
         raise MountError(f"--write-back must be a number of seconds >= 0, not {delay:g}")
+    max_size = getattr(args, "cache_max_size", None)
+    if max_size is not None and max_size < MIN_CACHE_SIZE:
+        raise MountError(f"--cache-max-size must be at least 1M, not {max_size} bytes")
+    memory = getattr(args, "read_ahead_memory", DEFAULT_READ_AHEAD_MEMORY)
+    if memory < MIN_READ_AHEAD_MEMORY:
+        raise MountError(f"--read-ahead-memory must be at least 8M, not {memory} bytes")
     page = getattr(args, "page_size", None)
     if page is not None and not 1 <= page <= PAGE_LIMIT_MAX:
         raise MountError(f"--page-size must be between 1 and {PAGE_LIMIT_MAX}, not {page}")

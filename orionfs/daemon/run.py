@@ -220,16 +220,27 @@ def _give_up(operations: Any, mountpoint: str, server: LocalServer | None) -> No
 
 def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
     """The OrionFS operations over a cached session of ``config``, as the options say."""
+    from orionfs.fs.budget import MemoryBudget, return_freed_memory
     from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
     from orionfs.fs.journal import account_dir
+    from orionfs.fs.reads import ReadPath
     from orionfs.fs.writeback import WriteBackOptions
     from orionfs.fuse.operations import MountOptions, OrionFS
 
     session = OrionSession(
         config=config.replace(request_timeout=args.timeout, retry_timeout=args.retry_deadline)
     )
+    data = _data_cache(config, args)
     cache = CachedSession(
-        session, root=args.root, ttl=args.cache_ttl, page_size=args.page_size or LS_PAGE_SIZE
+        session,
+        root=args.root,
+        ttl=args.cache_ttl,
+        page_size=args.page_size or LS_PAGE_SIZE,
+        on_upload=data.adopt if data is not None else None,
+    )
+    return_freed_memory()
+    reads = ReadPath(
+        cache, data=data, budget=MemoryBudget(args.read_ahead_memory), listing=cache.cached_listing
     )
     file_mode, dir_mode = permission_modes(args.umask, args.file_mode, args.dir_mode)
     options = MountOptions(
@@ -248,7 +259,28 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
             else WriteBackOptions(delay=args.write_back, deadline=args.retry_deadline)
         ),
     )
-    return OrionFS(cache, options)
+    return OrionFS(cache, options, reads)
+
+
+def _data_cache(config: SessionConfig, args: argparse.Namespace) -> Any:
+    """The data cache of ``config``'s server and user (None for ``--cache-mode off``, or, with a
+    warning, where it cannot be opened)."""
+    if args.cache_mode == "off":
+        return None
+    import sqlite3
+
+    from orionfs.fs.datacache import DataCache, cache_dir, default_max_size, default_root
+
+    root = Path(args.cache_dir) if args.cache_dir else default_root()
+    directory = cache_dir(root, config.url, config.username)
+    max_size = args.cache_max_size or default_max_size(directory)
+    try:
+        data = DataCache(directory, max_size, owner=f"{config.url} {config.username}")
+    except (OSError, sqlite3.Error) as error:
+        logger.warning("no data cache (%s: %s): every open reads from the server", directory, error)
+        return None
+    logger.info("data cache %s (at most %d MiB)", directory, max_size >> 20)
+    return data
 
 
 def _write_side(operations: Any, mountpoint: str) -> None:

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from cachetools import TTLCache
@@ -83,7 +84,8 @@ class CachedSession(Tagging):
     a listing or stat result is trusted; ``max_entries`` bounds the stat results and (roughly) the
     listed entries held, ``max_listings`` the listings held. ``page_size`` is the ``limit`` sent with
     listings (None: the server's default); ``ls_parallel`` pages of one listing are fetched at a
-    time once the first page gave the total count.
+    time once the first page gave the total count. ``on_upload(entry, staged file, size)`` is told
+    of every upload from a staged file (``uploaded``): the data cache's ``adopt``.
     """
 
     def __init__(
@@ -97,12 +99,14 @@ class CachedSession(Tagging):
         page_size: int | None = LS_PAGE_SIZE,
         ls_parallel: int = LS_PARALLEL,
         prefetch: bool = True,
+        on_upload: Callable[[Entry, Path, int], Any] | None = None,
     ) -> None:
         if not isinstance(root, str) or not root.startswith("/"):
             raise ValidationError(f"the root must be an absolute Orion path: {root!r}")
         if max_entries < 1 or max_listings < 1:
             raise ValidationError("max_entries and max_listings must be positive")
         self.session = session
+        self._on_upload = on_upload
         self.root = normalize(root)
         self.ttl = ttl
         self._page_size = page_size
@@ -382,6 +386,24 @@ class CachedSession(Tagging):
         with self._lock:
             self._replace(path, entry, new)
         return new
+
+    def uploaded(self, entry: Entry, staged: Path, size: int) -> None:
+        """The content of ``entry`` was just uploaded from the local file ``staged`` (``size``
+        bytes): handed to ``on_upload`` (the data cache adopts it as the file's cached copy, so
+        reading one's own write costs no request). Its failure never fails the upload."""
+        if self._on_upload is None:
+            return
+        try:
+            self._on_upload(entry, staged, size)
+        except Exception as error:  # noqa: BLE001 - only a cache left cold
+            logger.debug("after the upload of %s: %s", entry.path, error)
+
+    def cached_listing(self, path: str) -> dict[str, Entry] | None:
+        """A folder's cached entries by display name, in listing order, or None if it is not
+        cached (no request). The dict is the cache's own: read it, never change it."""
+        with self._lock:
+            listing = self._listings.get(normalize(path))
+        return None if listing is None else listing.names
 
     def find(self, path: str) -> Entry | None:
         """``lookup``, with None for a path that does not exist."""

@@ -25,8 +25,8 @@ Writes (shared/design.md "Write rules"):
   stored; ``fsync`` uploads at once; ``close`` waits for the queue; after ``stop``, acknowledged
   data stays in the staging folder for the next mount.
 
-Reads of a file not staged go through a per-handle ReadAhead (orionfs.fs.readahead) on a pool shared
-by the whole mount.
+Reads of a file not staged go through the mount's read path (orionfs.fs.reads): the data cache, a
+per-handle read-ahead on a pool and a memory budget shared by the whole mount, ``keep_cache``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from typing import Any
 from orionfs.exceptions import OrionConnectionError, UnknownHandle
 from orionfs.fs.entry import Entry
 from orionfs.fs.journal import StagingArea
-from orionfs.fs.readahead import ReadAhead
+from orionfs.fs.reads import FETCH_WORKERS, FileReader, ReadPath
 from orionfs.fs.recovery import BackgroundRecovery, StoreFor
 from orionfs.fs.staged import ContentStore, StagedFile
 from orionfs.fs.streaming import STREAM_MIN_SIZE, StreamSlots
@@ -52,8 +51,6 @@ from orionfs.fs.writeback import UploadStats, WriteBackOptions, WriteBackQueue
 
 logger = logging.getLogger(__name__)
 
-#: Concurrent ranged requests of the whole mount (read-ahead and staging downloads).
-FETCH_WORKERS: int = 8
 #: Mode of the staging folder (it holds the user's data while it is written).
 STAGING_DIR_MODE: int = 0o700
 
@@ -77,7 +74,8 @@ class Handle:
     flags: int
     writable: bool
     append: bool
-    reader: ReadAhead | None = None
+    reader: FileReader | None = None
+    keep_cache: bool = False  # opened with the kernel's pages of the file kept
 
 
 class OpenFileTable:
@@ -89,6 +87,7 @@ class OpenFileTable:
         staging_dir: Path | None = None,
         recovery_dir: Path | None = None,
         fetch_workers: int = FETCH_WORKERS,
+        reads: ReadPath | None = None,
         *,
         root: str = "/",
         write_back: WriteBackOptions | None = None,
@@ -122,9 +121,7 @@ class OpenFileTable:
         self._handles: dict[int, Handle] = {}
         self._nodes: dict[str, StagedFile] = {}
         self._next_fh = 1
-        self._pool = ThreadPoolExecutor(
-            max_workers=fetch_workers, thread_name_prefix="orionfs-read"
-        )
+        self._reads = reads or ReadPath(store, fetch_workers=fetch_workers)
 
     # -- lookup ------------------------------------------------------------------------------------
 
@@ -190,6 +187,8 @@ class OpenFileTable:
                 node = StagedFile(path, entry, self.staging)
                 self._nodes[path] = node
         fh = self._attach(node, flags, writable, bool(flags & os.O_APPEND))
+        if not node.pending and not node.dirty:
+            self.handle(fh).keep_cache = self._reads.opened(path, node.entry, truncate)
         if truncate:
             try:
                 node.truncate(self._store, 0)
@@ -223,7 +222,9 @@ class OpenFileTable:
             queued = queued and node.kept is None and self._nodes.get(node.path) is node
             if last and not queued and self._nodes.get(node.path) is node:
                 del self._nodes[node.path]
-        if handle.reader is not None:
+        if not handle.writable:
+            self._reads.closed(node.path, node.entry, handle.reader, handle.keep_cache)
+        elif handle.reader is not None:
             handle.reader.close()
         if not last:
             return
@@ -262,17 +263,18 @@ class OpenFileTable:
             return node.read(offset, size)
         return self._reader(handle).read(offset, size)
 
-    def _reader(self, handle: Handle) -> ReadAhead:
-        """The handle's read-ahead, made once even when reads of the handle race."""
+    def _reader(self, handle: Handle) -> FileReader:
+        """The handle's reader, made once even when reads of the handle race."""
         with self._lock:
             if handle.reader is None:
                 entry = handle.node.entry
                 assert entry is not None
-                store = self._store
-                handle.reader = ReadAhead(
-                    lambda off, n: store.read(entry, off, n), entry.size, self._pool
-                )
+                handle.reader = self._reads.reader(entry)
             return handle.reader
+
+    def keeps_cache(self, fh: int) -> bool:
+        """Whether handle ``fh`` was opened with the kernel's pages of its file kept."""
+        return self.handle(fh).keep_cache
 
     def write(self, fh: int, data: bytes, offset: int) -> int:
         """Write through a handle (at the end of the file for ``O_APPEND``). A file written in
@@ -490,6 +492,7 @@ class OpenFileTable:
         ones (write-back) stay journaled in the staging folder, for the next mount."""
         self._stopped = True
         self._store = StoppedStore()
+        self._reads.stop()
         if self._queue is not None:
             self._queue.stop()
 
@@ -558,7 +561,7 @@ class OpenFileTable:
                         dest,
                     )
             node.discard()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._reads.close()
         left = self.staging.close()
         if left:
             logger.warning(

@@ -271,6 +271,9 @@ class StagedFile:
             self.stream_failed = False
             self.last_error = None
             self._unjournal()  # stored: a crash now leaves nothing to recover
+            uploaded = getattr(store, "uploaded", None)  # the data cache adopts the staged copy
+            if uploaded is not None:
+                uploaded(entry, self._tmp_path, self.size)
 
     def start_stream(self, store: StreamingStore, start: StreamStarter) -> None:
         """Start a streamed upload if the file qualifies (written in order from offset 0, no

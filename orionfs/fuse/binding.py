@@ -164,6 +164,14 @@ class OrionFUSE(mfusepy.FUSE):
 
     # -- files -------------------------------------------------------------------------------------
 
+    def open(self, path: bytes, fip: Any) -> int:
+        """mfusepy's open, also setting ``keep_cache`` where the kernel's pages of the file are of
+        the version opened (orionfs.fs.reads): a hot re-read then costs no read call."""
+        fi = fip.contents
+        fi.fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
+        fi.keep_cache = self.operations.files.keeps_cache(fi.fh)
+        return 0
+
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
         """mfusepy's read, taking any bytes-like answer (the read-ahead answers memoryviews of
         its segments): copied once, into the kernel's buffer."""

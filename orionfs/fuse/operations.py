@@ -32,6 +32,7 @@ from orionfs.fs.cache import CachedSession
 from orionfs.fs.entry import Entry
 from orionfs.fs.namespace import NAME_MAX, Namespace, check_name
 from orionfs.fs.openfiles import OpenFileTable
+from orionfs.fs.reads import ReadPath
 from orionfs.fs.trash import is_trash_marker, is_trash_name
 from orionfs.fs.writeback import WriteBackOptions
 from orionfs.fuse.calls import Calls
@@ -80,7 +81,12 @@ class OrionFS(mfusepy.Operations):
 
     use_ns = True
 
-    def __init__(self, cache: CachedSession, options: MountOptions | None = None) -> None:
+    def __init__(
+        self,
+        cache: CachedSession,
+        options: MountOptions | None = None,
+        reads: ReadPath | None = None,
+    ) -> None:
         self.options = options or MountOptions()
         self.uid = self.options.uid if self.options.uid >= 0 else os.getuid()
         self.gid = self.options.gid if self.options.gid >= 0 else os.getgid()
@@ -88,6 +94,7 @@ class OrionFS(mfusepy.Operations):
             cache,
             staging_dir=self.options.staging_dir,
             recovery_dir=self.options.recovery_dir,
+            reads=reads,  # the data cache, read-ahead budget and keep_cache (orionfs.fs.reads)
             root=cache.root,
             write_back=self.options.write_back,
         )
