@@ -60,15 +60,13 @@ def test_staged_data_is_journaled_with_its_path_id_and_base_version(tmp_path):
     store = MemoryStore()
     store.files["/a.txt"] = b"old"
     table = OpenFileTable(store, tmp_path / "acct", tmp_path / "rec", root="/project/1/user/u")
-    base = Entry("file", 42, "a.txt", "/a.txt", 3, mtime_ns=1_000)
+    base = Entry("file", 42, "a.txt", "/a.txt", 3, mtime_ns=1_000, ctime_ns=1_000)
     fh = table.open("/a.txt", base, os.O_RDWR, writable=True, truncate=False)
     assert table.staging.records() == {}  # nothing staged yet: nothing to journal
     table.write(fh, b"new", 0)
     [record] = table.staging.records().values()
-    assert record == JournalRecord(
-        path="/a.txt", root="/project/1/user/u", id=42, base_mtime_ns=1_000, base_size=3,
-        acked=False, data=True,
-    )  # fmt: skip
+    # path, root, id, the base version's time and size, acknowledged, has a data file
+    assert record == JournalRecord("/a.txt", "/project/1/user/u", 42, 1_000, 3, False, True)
     assert record.orion_path == "/project/1/user/u/a.txt"
     table.moved("/a.txt", "/b.txt")
     assert [r.path for r in table.staging.records().values()] == ["/b.txt"]

@@ -522,6 +522,7 @@ class OpenFileTable:
                 else:
                     dest = node.copy_for_recovery(self.recovery_dir)
                     node.detached = True  # kept: not uploaded by close() either
+                    node.unjournal()  # nor by the next mount
             except OSError as error:
                 logger.error("cannot keep the staged data of %s: %s", node.path, error)
                 continue

@@ -125,7 +125,7 @@ class StagedFile:
         a staging file or is acknowledged, until it is stored. A detached node's record goes
         (an unlinked file's data is nobody's)."""
         if self.detached:
-            self._unjournal()
+            self.unjournal()
             return
         if self._tmp_path is None and not self.acked:
             return
@@ -146,7 +146,9 @@ class StagedFile:
             return
         self._journaled = True
 
-    def _unjournal(self) -> None:
+    def unjournal(self) -> None:
+        """Drop the journal record (stored, kept elsewhere, or nobody's). Takes no lock of the
+        node: ``abandon`` calls it while an upload may hold ``lock``."""
         if self._journaled:
             self._journaled = False
             with contextlib.suppress(OSError):
@@ -270,7 +272,7 @@ class StagedFile:
             self.acked = False
             self.stream_failed = False
             self.last_error = None
-            self._unjournal()  # stored: a crash now leaves nothing to recover
+            self.unjournal()  # stored: a crash now leaves nothing to recover
             uploaded = getattr(store, "uploaded", None)  # the data cache adopts the staged copy
             if uploaded is not None:
                 uploaded(entry, self._tmp_path, self.size)
@@ -310,7 +312,7 @@ class StagedFile:
             assert self._tmp_path is not None and self._fd is not None
             os.ftruncate(self._fd, self.size)
             dest = self._recovery_path(recovery_dir)
-            self._unjournal()
+            self.unjournal()
             shutil.move(str(self._tmp_path), dest)
             os.chmod(dest, RECOVERY_FILE_MODE)
             with contextlib.suppress(OSError):
@@ -350,7 +352,7 @@ class StagedFile:
         with self.lock:
             self.abort_stream()
             self.stream = None
-            self._unjournal()
+            self.unjournal()
             if self._fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)

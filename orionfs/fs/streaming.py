@@ -33,8 +33,11 @@ logger = logging.getLogger(__name__)
 #: A file written in order from offset 0 starts streaming once it holds this many bytes (smaller
 #: files go in one sized request at close(), which costs the same round trips).
 STREAM_MIN_SIZE: int = 4 << 20
-#: Bytes per chunk of the request body (the sender waits for this much, or the end).
-STREAM_CHUNK: int = 1 << 20
+#: Bytes per chunk of the request body (the sender waits for this much, or the end). Below 256
+#: KiB: the mount process makes glibc map every larger buffer afresh (orionfs.fs.budget), and a
+#: chunk is allocated twice (read, then framed by urllib3); mapping and faulting in 1 MiB chunks
+#: cost a third of the stream's CPU.
+STREAM_CHUNK: int = 128 << 10
 #: Streams at once in a mount.
 MAX_STREAMS: int = 4
 #: Seconds a stream waits for more bytes before it gives up (the file then uploads at close()):
@@ -130,7 +133,9 @@ class StreamingUpload:
                         self.body_sent = True
                         return
                     end = self._final if self._final is not None else self._available
-                    if end - self.sent >= self._chunk or (self._final is not None and end > self.sent):
+                    if end - self.sent >= self._chunk or (
+                        self._final is not None and end > self.sent
+                    ):
                         break
                     if not self._cond.wait(self._idle_timeout):
                         self._cut = True

@@ -196,6 +196,35 @@ class Cases:
             elapsed = time.perf_counter() - start
         self.results.add("unlink", rtt, m.name, n / elapsed)
 
+    def case_create_write_back(self, m: Mount, rtt: float, run: int) -> None:
+        """create+close with write-back on both sides: orionfs ``--write-back 5`` (rclone's mount
+        writes back after 5 s by default); then the time until the server holds every file."""
+        n = self.s.creates
+        tag = f"wb-{m.name}-{rtt:g}-{run}"
+        if m.counts_requests:
+            m.remount_with(["--write-back", "5"])
+        try:
+            folder = m.base / "work" / tag
+            folder.mkdir()
+            os.listdir(folder)
+            with self.counted(m, ["create_wb_1"], rtt):
+                start = time.perf_counter()
+                for i in range(n):
+                    os.close(os.open(folder / f"e{i:05d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                closed = time.perf_counter() - start
+                wait_for(
+                    lambda: m.count_stored(f"work/{tag}") >= n,
+                    STORED_TIMEOUT,
+                    f"{m.name} to store the created files",
+                    interval=0.05,
+                )
+                stored = time.perf_counter() - start
+        finally:
+            if m.counts_requests:
+                m.remount_with([])
+        self.results.add("create_wb_1", rtt, m.name, n / closed)
+        self.results.add("create_wb_stored", rtt, m.name, stored)
+
     def case_read(self, m: Mount, rtt: float, run: int) -> None:
         path = m.base / "big" / "big.bin"
         size = self.s.big_mib * MiB
@@ -312,6 +341,7 @@ class Cases:
             ("stat", lambda m, r, i: self.case_tree(m, r, i, "stat"), s.runs),
             ("du", lambda m, r, i: self.case_tree(m, r, i, "du"), s.runs),
             ("create / unlink", self.case_create_unlink, s.heavy_runs),
+            ("create, write-back", self.case_create_write_back, s.heavy_runs),
             ("read", self.case_read, s.runs),
             ("write", self.case_write, s.runs),
             ("copy small files", self.case_copy, s.heavy_runs),

@@ -57,6 +57,15 @@ def rows_for(s: Sizes) -> list[Row]:
         Row(
             "create_8", f"create+close {s.creates:,} empty files, 8 writers", "files/s", True, meta
         ),
+        Row(
+            "create_wb_1",
+            f"create+close {s.creates:,} empty files, 1 writer, write-back (orionfs "
+            "`--write-back 5`; rclone's default)",
+            "files/s",
+            True,
+            "not behind rclone",
+        ),
+        Row("create_wb_stored", "create, write-back: until all stored", "s", False, "baseline"),
         Row("unlink", f"unlink {s.creates:,} files", "files/s", True, meta),
         Row("read", f"sequential read {big}", "MB/s", True, ">= 80% of direct; not behind rclone"),
         Row("read_ttfb", "read: time to first byte", "ms", False, "<= 1 RTT + 5 ms"),
@@ -193,6 +202,7 @@ def expected_requests(s: Sizes, p: int) -> dict[str, Check]:
         "probes": exact(total=0),
         "create_1": exact(upload=s.creates, total=s.creates),
         "create_8": exact(upload=s.creates, total=s.creates),
+        "create_wb_1": exact(upload=s.creates),
         "unlink": exact(delete=s.creates, total=s.creates),
         "write": exact(upload=1, total=1),
         # mkdir may read the new folder back once (one stat); no per-file lookups.

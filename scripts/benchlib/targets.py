@@ -51,6 +51,7 @@ class Mount:
         self.mnt.mkdir()
         self.proc: subprocess.Popen | None = None
         self.base = self.mnt  # the bench folder as seen through the mount
+        self.extra_args: list[str] = []  # mount options of the case running (write-back)
 
     def command(self) -> list[str]:
         raise NotImplementedError
@@ -72,6 +73,11 @@ class Mount:
     def remount(self) -> None:
         self.unmount()
         self.mount()
+
+    def remount_with(self, args: list[str]) -> None:
+        """Remount with ``args`` added to the mount command (the mount's own options)."""
+        self.extra_args = list(args)
+        self.remount()
 
     def pid(self) -> int:
         assert self.proc is not None
@@ -142,7 +148,7 @@ class OrionMount(Mount):
         ]
         if self.use_root:
             cmd += ["--root", self.my_data]
-        return cmd
+        return cmd + self.extra_args
 
     def session(self, direct: bool = False):
         """An OrionSession per thread: through the proxy, or straight to the server (setup)."""
