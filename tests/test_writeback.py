@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import uuid
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orionfs.daemon.process import unmount, wait_for_uploads
+from orionfs.cli import main
 from orionfs.exceptions import AuthorizationRequired, OrionConnectionError
 from orionfs.fs import writeback
 from orionfs.fs.cache import CachedSession
@@ -211,6 +212,21 @@ def test_a_failed_upload_lands_in_the_recovery_folder_and_the_log(
     assert table.node_at(name) is None and table.staging.records() == {}
 
 
+def test_closed_files_waiting_for_their_upload_hold_no_descriptor(server, session, make_table):
+    table = make_table(delay=3600)
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(40):  # a write-back `cp -r` of thousands of files must not run out of them
+        fh = table.create(f"/fds-{uuid.uuid4().hex[:8]}-{i}", os.O_WRONLY)
+        table.write(fh, b"data", 0)
+        table.release(fh)
+    assert len(os.listdir("/proc/self/fd")) < before + 5
+    assert table.upload_stats().queued == 40
+    waiting = next(iter(table.staging.records().values())).path
+    fh = table.open(waiting, None, os.O_RDONLY, False, False)
+    assert table.read(fh, 100, 0) == b"data"  # a parked file reopens its staging file
+    table.release(fh)
+
+
 def test_unmount_waits_for_the_queue(server, session, make_table):
     table = make_table(delay=3600)
     names = [f"/q-{uuid.uuid4().hex[:8]}-{i}" for i in range(6)]
@@ -230,7 +246,7 @@ def test_unmount_waits_for_the_queue(server, session, make_table):
 
 
 def test_write_back_mount_create_close_returns_at_once_and_unmount_uploads_everything(
-    server, session, mount_factory, capsys
+    server, session, mount_factory, capsys, monkeypatch
 ):
     server.set_latency(200)  # every upload takes a while: the queue is still full at unmount
     mounted = mount_factory(server, "--write-back", "3600")
@@ -239,10 +255,10 @@ def test_write_back_mount_create_close_returns_at_once_and_unmount_uploads_every
     for i in range(12):
         (folder / f"f{i:02d}").write_bytes(b"x" * i)
     assert server.count(FILES_POST) == 0  # every close() returned before its upload
-    unmount(mounted.path)  # what `orionfs unmount` does, then it waits, showing progress
-    wait_for_uploads(str(mounted.path), mounted.proc.pid, show=True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: progress is shown
+    assert main(["unmount", str(mounted.path)]) == 0
     assert mounted.proc.wait(30) == 0
-    assert "uploading" in capsys.readouterr().err
+    assert "orionfs: uploading" in capsys.readouterr().err
     for i in range(12):
         assert api_bytes(session, mounted.orion(f"{folder.name}/f{i:02d}")) == b"x" * i
 

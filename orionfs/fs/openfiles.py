@@ -343,6 +343,7 @@ class OpenFileTable:
             node.acknowledge()
         except OSError as error:
             logger.error("cannot journal %s before its upload: %s", node.path, error)
+        node.park()
         self._queue.submit(node, delay=0.0 if node.stream is not None else None)
 
     def _uploaded(self, node: StagedFile) -> None:

@@ -97,6 +97,7 @@ class StagedFile:
         self._slot = staging.new_slot()
         self._journaled = False  # the journal holds a live record of this file
         self._fd: int | None = None
+        self._fd_lock = threading.Lock()
         self._tmp_path: Path | None = None
 
     @property
@@ -110,10 +111,26 @@ class StagedFile:
                 f"{self.path}: its staged data was moved to {self.kept} (the upload failed)"
             )
         if self._fd is None:
-            self._fd = self._staging.create_data(self._slot)
-            self._tmp_path = self._staging.data_path(self._slot)
+            with self._fd_lock:  # reads take no node lock: one reopen, not two
+                if self._fd is not None:
+                    return self._fd
+                if self._tmp_path is not None:  # parked: the file is there, reopen it
+                    self._fd = os.open(self._tmp_path, os.O_RDWR | os.O_CLOEXEC)
+                    return self._fd
+                self._fd = self._staging.create_data(self._slot)
+                self._tmp_path = self._staging.data_path(self._slot)
             self.journal()
         return self._fd
+
+    def park(self) -> None:
+        """Close the staging file's descriptor, keeping the file (reopened when needed): a
+        closed file waiting for its upload holds no descriptor (a write-back ``cp -r`` of
+        thousands of files would otherwise run out of them). Caller holds no handle on it."""
+        with self.lock, self._fd_lock:
+            if self._fd is not None and self._tmp_path is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
 
     @property
     def data_path(self) -> Path | None:
@@ -306,17 +323,15 @@ class StagedFile:
             self.abort_stream()
             if self.kept is not None:
                 return self.kept
-            if self._tmp_path is None:
-                fd = self._temp_fd()  # a new empty file: keep an empty one, for the record
-                os.ftruncate(fd, 0)
-            assert self._tmp_path is not None and self._fd is not None
-            os.ftruncate(self._fd, self.size)
+            fd = self._temp_fd()  # a new empty file: an empty one is kept, for the record
+            assert self._tmp_path is not None
+            os.ftruncate(fd, self.size)
             dest = self._recovery_path(recovery_dir)
             self.unjournal()
             shutil.move(str(self._tmp_path), dest)
             os.chmod(dest, RECOVERY_FILE_MODE)
             with contextlib.suppress(OSError):
-                os.close(self._fd)
+                os.close(fd)
             self._fd, self._tmp_path = None, None
             self.dirty = False
             self.loaded = False
