@@ -401,8 +401,7 @@ class MountModel(RuleBasedStateMachine):
         if orphan and actual.error == errno.ESTALE:
             return
         assert actual == expected, (
-            f"fd_stat on fd {index} ({mode}, opened as {p!r}): mount {actual}, "
-            f"reference {expected}"
+            f"fd_stat on fd {index} ({mode}, opened as {p!r}): mount {actual}, reference {expected}"
         )
 
     @precondition(lambda self: self.fds)

@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -83,15 +84,24 @@ def test_sigint_unmounts_and_exits_0(server, tmp_path):
         mount.unmount()
 
 
-def test_a_stop_past_its_timeout_keeps_the_data_and_exits_1(server, session, tmp_path):
-    mount = start_mount(server, tmp_path / "mnt", tmp_path / "work", "--stop-timeout", "1s")
+def test_a_stop_uploads_open_files_and_keeps_later_writes_past_its_timeout_exiting_1(
+    server, session, tmp_path
+):
+    mount = start_mount(server, tmp_path / "mnt", tmp_path / "work", "--stop-timeout", "3s")
     name = mount.unique("kept").name
+    orion = mount.orion(name)
     handle = open(mount.path / name, "wb")  # noqa: SIM115 - the stop outlives it
     try:
-        handle.write(b"unsaved data")
+        handle.write(b"first part")
         handle.flush()
         mount.proc.send_signal(signal.SIGTERM)
-        assert mount.proc.wait(20) == 1
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _stored(session, orion, b"first part"):
+            time.sleep(0.05)
+        assert _stored(session, orion, b"first part")  # uploaded when the stop came
+        handle.write(b", second part")  # the detached mount still serves the open file
+        handle.flush()
+        assert mount.proc.wait(20) == 1  # that write was never uploaded: kept, exit 1
     finally:
         try:
             handle.close()
@@ -99,8 +109,15 @@ def test_a_stop_past_its_timeout_keeps_the_data_and_exits_1(server, session, tmp
             assert error.errno in (errno.ENOTCONN, errno.EIO, errno.ECONNABORTED)
         mount.unmount()
     kept = [p.read_bytes() for p in mount.recovery_dir.rglob("*") if p.is_file()]
-    assert b"unsaved data" in kept
+    assert b"first part, second part" in kept
     assert "stopping without waiting any more (the stop timeout)" in mount.log()
+
+
+def _stored(session, orion: str, data: bytes) -> bool:
+    try:
+        return api_bytes(session, orion) == data
+    except OSError:
+        return False
 
 
 def test_a_mount_libfuse_refuses_reports_libfuses_message_in_one_line(server, tmp_path):

@@ -46,8 +46,11 @@ def _is_helper_call(parser: argparse.ArgumentParser, argv: Sequence[str]) -> boo
         if isinstance(action, argparse._SubParsersAction):
             commands |= set(action.choices)
     positional = [arg for arg in argv if not arg.startswith("-")]
-    return bool(argv) and not argv[0].startswith("-") and argv[0] not in commands and (
-        len(positional) >= 2
+    return (
+        bool(argv)
+        and not argv[0].startswith("-")
+        and argv[0] not in commands
+        and (len(positional) >= 2)
     )
 
 

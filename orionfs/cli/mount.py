@@ -394,7 +394,11 @@ def add_system_arguments(parser: argparse.ArgumentParser) -> list[argparse.Actio
             "--uid", type=parse_uid, default=None, metavar="USER", help="owner shown (default: you)"
         ),
         parser.add_argument(
-            "--gid", type=parse_gid, default=None, metavar="GROUP", help="group shown (default: yours)"
+            "--gid",
+            type=parse_gid,
+            default=None,
+            metavar="GROUP",
+            help="group shown (default: yours)",
         ),  # fmt: skip
         parser.add_argument(
             "--umask",
@@ -405,11 +409,17 @@ def add_system_arguments(parser: argparse.ArgumentParser) -> list[argparse.Actio
             "executable); default 0644/0755",
         ),
         parser.add_argument(
-            "--file-mode", type=_mode, default=None, metavar="MODE",
+            "--file-mode",
+            type=_mode,
+            default=None,
+            metavar="MODE",
             help="mode of writable files, e.g. 0640 (read-only kinds lose the write bits)",
         ),  # fmt: skip
         parser.add_argument(
-            "--dir-mode", type=_mode, default=None, metavar="MODE",
+            "--dir-mode",
+            type=_mode,
+            default=None,
+            metavar="MODE",
             help="mode of writable folders, e.g. 0750",
         ),  # fmt: skip
         parser.add_argument(

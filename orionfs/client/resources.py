@@ -151,6 +151,21 @@ class ResourcesMixin(SessionCore):
                 return False
             time.sleep(min(sleep_time, remaining))
 
+    def set_mtime(self, resource: ResourceRef, mtime_ns: int) -> dict[str, Any]:
+        """Set the content time (``mtime``) of a File or Dataset with one PATCH; returns the item
+        as the server sends it. Raises ValidationError for another kind, BadResponse 400 where the
+        server does not take the field, NotFoundResponse."""
+        key = self._ref(resource)
+        if key.resource_type not in (wire.FILE, wire.DATASET):
+            raise ValidationError(f"a {key.resource_type} has no settable modification time")
+        response = self._request(
+            "PATCH",
+            wire.detail_path(key.resource_type),
+            path_params=self._path_params(key),
+            json={wire.F_MTIME: wire.time_value(check_int(mtime_ns, "mtime_ns"))},
+        )
+        return self._json(response)
+
     def update_resource(self, resource: OrionResource, params: Mapping[str, Any]) -> OrionResource:
         """Update fields of a resource (PATCH), then refresh its attributes; returns it.
 

@@ -11,6 +11,7 @@ session quotes every value before it goes into a path (:func:`build_path`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import quote
 
@@ -119,9 +120,12 @@ SHARE_WITH_VALUES: Final = frozenset({F_USERS, F_PROJECTS})
 # They decide which attributes a resource object has (as None) before the server has sent them;
 # fields the server sends beyond these are kept too.
 F_CREATED: Final = "created"
-F_MODIFIED: Final = "modified"
+F_MODIFIED: Final = "modified"  # the server's time of the item's last change (st_ctime)
+#: [I] The time of the content, which the client may set (st_mtime): upload field, content-replace
+#: query, PATCH field of files and datasets; docs/wire.md.
+F_MTIME: Final = "mtime"
 ENTRY_FIELDS: Final = (
-    F_ID, F_NAME, F_PATH, F_SIZE, F_CREATED, F_MODIFIED, F_OWNER, F_PROJECT, F_STATE, F_TAGS,
+    F_ID, F_NAME, F_PATH, F_SIZE, F_CREATED, F_MODIFIED, F_MTIME, F_OWNER, F_PROJECT, F_STATE, F_TAGS,
     F_SYSTEMTAGS, "count",
 )  # fmt: skip
 RESOURCE_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -228,3 +232,11 @@ def content_path(resource_type: str) -> str:
 def auth_header_value(token: str) -> str:
     """The ``Authorization`` header value for a token: ``Token <token>`` (see AUTH_SCHEME)."""
     return f"{AUTH_SCHEME} {token}"
+
+
+def time_value(ns: int) -> str:
+    """A time (nanoseconds since the epoch) as the API writes it: ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
+    moment = datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -205,17 +205,20 @@ def _data_cache_index(config: SessionConfig, args: argparse.Namespace) -> Path |
     return cache_dir(root, config.url, config.username) / "index.db"
 
 
-def _give_up(operations: Any, mountpoint: str, server: LocalServer | None) -> None:
-    """The stop did not finish in time: keep unsaved data (recovery folder), stop the server."""
+def _give_up(operations: Any, mountpoint: str, server: LocalServer | None) -> int:
+    """The stop did not finish in time: keep unsaved data (recovery folder), stop the server.
+    Returns how many files were kept (or 1 if keeping them failed)."""
     operations.stopping = True
+    kept = 1
     try:
         operations.files.stop()
-        operations.files.abandon()  # logs each file it keeps
+        kept = len(operations.files.abandon())  # logs each file it keeps
     except Exception:  # noqa: BLE001 - ending anyway; what was kept is logged
         logger.exception("keeping staged data failed")
     if server is not None:
         server.stop(1.0)
     forget_state(mountpoint)
+    return kept
 
 
 def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:

@@ -8,7 +8,8 @@
   (``fusermount3 -u``; while files are open, a lazy unmount: they are served until closed); libfuse
   then returns, the operations' ``destroy`` uploads what is unsaved (and waits for the write-back
   queue), and the process exits 0. If that has not happened within ``--stop-timeout``, or a second
-  signal comes, it stops waiting: unsaved data goes to the recovery folder (logged) and it exits 1.
+  signal comes, it stops waiting: unsaved data goes to the recovery folder (logged) and it exits 1
+  (0 if nothing was left unsaved: the data of files still open was uploaded when the stop came).
 - Status: every STATUS_INTERVAL seconds the numbers of orionfs.daemon.probe go to the mount's status
   file (orionfs.daemon.state), for ``orionfs status``.
 """
@@ -70,7 +71,7 @@ class MountService:
         self.operations: Any = None
         self.probe: MountProbe | None = None
         self._on_ready: list[Callable[[], None]] = []
-        self._give_up_hook: Callable[[], None] | None = None
+        self._give_up_hook: Callable[[], int] | None = None
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -78,9 +79,10 @@ class MountService:
         """Start the thread that takes the stop signals (they must be blocked already)."""
         threading.Thread(target=self._signals, name="orionfs-signals", daemon=True).start()
 
-    def serve(self, operations: Any, probe: MountProbe | None, give_up: Callable[[], None]) -> None:
+    def serve(self, operations: Any, probe: MountProbe | None, give_up: Callable[[], int]) -> None:
         """The mount is about to start: watch for readiness, then keep the status file;
-        ``give_up`` ends the process without waiting (unsaved data kept)."""
+        ``give_up`` ends the process without waiting (unsaved data kept; it returns how many
+        files were kept, and the exit status is 1 only if any was)."""
         self.operations = operations
         self.probe = probe
         self._give_up_hook = give_up
@@ -162,6 +164,9 @@ class MountService:
             return
         except MountError as error:
             logger.warning("%s; detaching it, open files are served until closed", error)
+        operations = getattr(self, "operations", None)
+        if operations is not None:  # what open files hold so far is uploaded now
+            operations.files.save_open()
         try:
             unmount(self.mountpoint, lazy=True)
         except MountError as error:
@@ -175,7 +180,6 @@ class MountService:
         with contextlib.suppress(MountError):
             if state_files.mount_at(self.mountpoint) is not None:
                 unmount(self.mountpoint, lazy=True)
-        if self._give_up_hook is not None:
-            self._give_up_hook()
+        kept = self._give_up_hook() if self._give_up_hook is not None else 1
         logging.shutdown()
-        os._exit(GAVE_UP_STATUS)
+        os._exit(GAVE_UP_STATUS if kept else 0)

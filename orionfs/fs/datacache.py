@@ -5,7 +5,7 @@ Where: ``$XDG_CACHE_HOME/orionfs/data/<host>-<user>-<hash>/`` (default ``~/.cach
 folders 0700 and files 0600:
 
 - ``chunks/<xx>/<key>.<n>``: chunk ``n`` (``CHUNK_SIZE`` bytes, the last one shorter) of one
-  version of one item. The key is the item's identity and version, ``<kind>-<id>-<size>-<mtime>``
+  version of one item. The key is the item's identity and version, ``<kind>-<id>-<size>-<ctime>``
   (orionfs.fs.entry.Entry), so a file whose content changed has another key: a changed file is
   never served from an older copy, and an unchanged one costs no request, after a remount too.
   ``xx`` spreads the items over 256 folders.
@@ -101,9 +101,10 @@ def default_max_size(directory: Path) -> int:
 def version_key(entry: Any) -> str | None:
     """The cache key of one version of an item's content; None where the content cannot be keyed
     safely (no id, no modification time, a kind without content)."""
-    if entry.id is None or entry.mtime_ns <= 0 or entry.kind not in wire.DOWNLOADABLE_TYPES:
+    if entry.id is None or entry.ctime_ns <= 0 or entry.kind not in wire.DOWNLOADABLE_TYPES:
         return None
-    return f"{entry.kind}-{entry.id}-{entry.size}-{entry.mtime_ns}"
+    kind, ident, size, changed = entry.version
+    return f"{kind}-{ident}-{size}-{changed}"
 
 
 def _item_prefix(key: str) -> str:

@@ -55,7 +55,10 @@ class Entry:
 
     ``id`` is None for virtual folders (``/``, ``/project``, a project's ``user`` folder) and for
     a new file that exists only in this mount until its first upload (``Entry.pending``).
-    ``collection`` is a shard's collection id. Times are nanoseconds since the epoch (0: unknown).
+    ``collection`` is a shard's collection id. Times are nanoseconds since the epoch (0: unknown):
+    ``mtime_ns`` is the content's time (which a client may set: ``touch``, ``rsync -a``), ``ctime_ns``
+    the server's time of the item's last change, which no client sets: with the id and the size it
+    is the item's ``version``.
     """
 
     kind: str
@@ -82,7 +85,7 @@ class Entry:
         path = data.get(wire.F_PATH)
         if kind is None or not isinstance(path, str):
             raise ValidationError(f"not an entry of a known kind with a path: {dict(data)!r}")
-        created = timestamp_ns(data.get(wire.F_CREATED))
+        changed = timestamp_ns(data.get(wire.F_MODIFIED)) or timestamp_ns(data.get(wire.F_CREATED))
         size = data.get(wire.F_SIZE)
         return cls(
             kind=kind,
@@ -90,8 +93,8 @@ class Entry:
             name=data.get(wire.F_NAME) or path.rpartition("/")[2],
             path=path,
             size=size if isinstance(size, int) and size > 0 else 0,
-            mtime_ns=timestamp_ns(data.get(wire.F_MODIFIED)) or created,
-            ctime_ns=created,
+            mtime_ns=timestamp_ns(data.get(wire.F_MTIME)) or changed,
+            ctime_ns=changed,
             tags=_strings(data.get(wire.F_TAGS)),
             systemtags=_strings(data.get(wire.F_SYSTEMTAGS)),
             collection=_int_or_none(data.get(wire.F_COLLECTION)) or collection,
@@ -145,6 +148,12 @@ class Entry:
     def has_link(self) -> bool:
         """``create_link`` can reference it (an item with an id that is not a folder)."""
         return self.id is not None and (self.is_taggable or self.kind == wire.SHARD)
+
+    @property
+    def version(self) -> tuple[str, int | None, int, int]:
+        """What changes whenever the content changes: (kind, id, size, the server's change time).
+        A client-set ``mtime`` is not part of it (``rsync -a`` sets an old time on new content)."""
+        return self.kind, self.id, self.size, self.ctime_ns
 
     @property
     def key(self) -> tuple[str, int | None]:

@@ -99,7 +99,7 @@ class JournalRecord:
     path: str
     root: str = "/"
     id: int | None = None
-    base_mtime_ns: int | None = None
+    base_ctime_ns: int | None = None
     base_size: int | None = None
     acked: bool = False
     data: bool = False

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orionfs.exceptions import ValidationError
+from orionfs.exceptions import NotFoundResponse, ValidationError
 from orionfs.fs.names import orion_name
 
 
@@ -52,3 +52,8 @@ def new_name(display: str) -> str:
     if display in ("", ".", "..") or "\0" in display or not is_utf8(display):
         raise ValidationError(f"not a valid Orion name: {display!r}")
     return orion_name(display)
+
+
+def not_found(path: str) -> NotFoundResponse:
+    """The answer for a mount path with no entry."""
+    return NotFoundResponse(custom_error_msg=f"{path}: no such entry", status_code=404)

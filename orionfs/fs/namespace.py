@@ -39,7 +39,7 @@ from orionfs.exceptions import (
 )
 from orionfs.fs.cache import CachedSession
 from orionfs.fs.entry import Entry
-from orionfs.fs.mountpath import split
+from orionfs.fs.mountpath import not_found, split
 from orionfs.fs.openfiles import OpenFileTable
 from orionfs.fs.staged import StagedFile
 
@@ -82,7 +82,7 @@ class Namespace:
         if node is not None:
             return self.node_entry(node)
         if is_hidden(path):
-            raise NotFoundResponse(custom_error_msg=f"{path}: no such entry", status_code=404)
+            raise not_found(path)
         return self.cache.lookup(path)
 
     def node_entry(self, node: StagedFile) -> Entry:

@@ -486,6 +486,21 @@ class OpenFileTable:
                 node.dirty = True
             node.journal()
 
+    def save_open(self) -> int:
+        """Upload every open file that holds unsaved data now (the mount process was told to
+        stop while files are open: what was written so far must not wait for their close).
+        Returns how many could not be uploaded; each failure is logged, none is raised."""
+        with self._lock:
+            nodes = [n for n in self._nodes.values() if n.dirty and not n.detached]
+        failed = 0
+        for node in nodes:
+            try:
+                node.upload(self._store)
+            except Exception as error:
+                failed += 1
+                logger.error("stopping: upload of open file %s failed: %s", node.path, error)
+        return failed
+
     def stop(self) -> None:
         """No more requests to the server from the table (reads, downloads, uploads fail at once
         with OrionConnectionError): the mount process is ending without waiting for the server.

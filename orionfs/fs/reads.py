@@ -152,9 +152,9 @@ class ReadPath:
     def opened(self, path: str, entry: Entry | None, truncate: bool = False) -> bool:
         """A handle was opened on the remote file ``entry`` at ``path``: True if the kernel may
         keep the pages it holds of the file (the same version was opened there last)."""
-        if entry is None or entry.id is None or entry.mtime_ns <= 0:
+        if entry is None or entry.id is None or entry.ctime_ns <= 0:
             return False
-        version = (entry.kind, entry.id, entry.size, entry.mtime_ns)
+        version = entry.version
         with self._lock:
             keep = self._kernel.get(path) == version
             self._kernel[path] = version

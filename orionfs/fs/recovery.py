@@ -191,7 +191,7 @@ def _upload(leftover: Leftover, store: RecoveryStore) -> tuple[str | None, str]:
         return UPLOADED, ""
     if current is None or current.id != record.id:
         return None, f"file {record.id} is no longer at its path"
-    if (current.mtime_ns, current.size) != (record.base_mtime_ns, record.base_size):
+    if (current.ctime_ns, current.size) != (record.base_ctime_ns, record.base_size):
         return None, f"file {record.id} was changed meanwhile"
     with leftover.open() as fileobj:
         store.replace_content(record.path, fileobj, size)

@@ -151,7 +151,7 @@ class StagedFile:
             path=self.path,
             root=self._staging.root,
             id=entry.id if entry is not None else None,
-            base_mtime_ns=entry.mtime_ns if entry is not None else None,
+            base_ctime_ns=entry.ctime_ns if entry is not None else None,
             base_size=entry.size if entry is not None else None,
             acked=self.acked,
             data=self._tmp_path is not None,
