@@ -21,7 +21,8 @@ import pytest
 from orionfs.cli import main
 from orionfs.fs.cache import CachedSession
 from orionfs.fs.entry import Entry
-from orionfs.fs.journal import MOUNT_DIR_PREFIX, JournalRecord, account_dir, list_leftovers
+from orionfs.fs.journal import MOUNT_DIR_PREFIX, JournalRecord, account_dir
+from orionfs.fs.leftovers import list_leftovers
 from orionfs.fs.openfiles import OpenFileTable
 from orionfs.fs.writeback import WriteBackOptions
 from tests.plugin_mount import api_bytes, api_exists, my_data, sh
@@ -73,7 +74,7 @@ def test_staged_data_is_journaled_with_its_path_id_and_base_version(tmp_path):
     table.release(fh)  # uploaded: nothing left to recover
     assert table.staging.records() == {}
     table.close()
-    assert list((tmp_path / "acct").iterdir()) == []  # its mount folder is gone
+    assert not (tmp_path / "acct").exists()  # its mount folder is gone, and the account's
 
 
 def test_the_staging_folders_are_private_and_a_file_that_stays_empty_has_no_data_file(tmp_path):
@@ -173,7 +174,7 @@ def test_acknowledged_leftovers_are_uploaded_and_the_others_kept_under_their_ori
     assert _mount_dirs(tmp_path / "acct") == [table.staging_dir]  # the dead one is gone
     assert table.upload_stats().leftovers == 0
     table.close()
-    assert list((tmp_path / "acct").iterdir()) == []
+    assert not (tmp_path / "acct").exists()
 
 
 def test_recovery_overwrites_nothing_changed_since(tmp_path, session, home):
@@ -211,20 +212,31 @@ def test_an_upload_that_went_through_before_the_crash_is_not_sent_again(
     table.close()
 
 
-def test_staging_folders_never_pile_up(tmp_path, session, home):
+def test_staging_folders_never_pile_up(tmp_path, server, session, home):
+    root = tmp_path / "staging"
+    mine = account_dir(root, server.url, server.username)
+
+    def table() -> OpenFileTable:
+        return OpenFileTable(CachedSession(session, root=home), mine, tmp_path / "rec", root=home)
+
     for _ in range(3):
-        table = _table(session, home, tmp_path)
-        fh = table.create(f"/f-{uuid.uuid4().hex[:6]}", os.O_WRONLY)
-        table.write(fh, b"x", 0)
-        table.release(fh)
-        table.close()
-    _dead_mount(tmp_path / "acct", home, [])  # died with nothing staged
-    assert len(_mount_dirs(tmp_path / "acct")) == 1
-    table = _table(session, home, tmp_path)
-    assert table.recover_leftovers() is None  # nothing to do, but its empty folder goes
-    assert _mount_dirs(tmp_path / "acct") == [table.staging_dir]
-    table.close()
-    assert list((tmp_path / "acct").iterdir()) == []
+        files = table()
+        fh = files.create(f"/f-{uuid.uuid4().hex[:6]}", os.O_WRONLY)
+        files.write(fh, b"x", 0)
+        files.release(fh)
+        files.close()
+        assert not mine.exists()  # the account's last mount ended: nothing of it is left
+    _dead_mount(mine, home, [])  # died with nothing staged
+    gone = account_dir(root, "http://127.0.0.1:1", "a test server's port, once")
+    _dead_mount(gone, "/", [])
+    kept = account_dir(root, "http://127.0.0.1:2", "someone")
+    _dead_mount(kept, "/", [("/unsaved.txt", b"x", False, None)])  # its own mount handles it
+    files = table()
+    assert files.recover_leftovers() is None  # nothing of its own, but empty folders go
+    assert _mount_dirs(mine) == [files.staging_dir]
+    assert not gone.exists() and len(_mount_dirs(kept)) == 1
+    files.close()
+    assert sorted(root.iterdir()) == [kept]
 
 
 def test_orionfs_recover_lists_then_handles_what_a_dead_mount_left(
@@ -246,7 +258,7 @@ def test_orionfs_recover_lists_then_handles_what_a_dead_mount_left(
     assert f"uploaded\t{home}/closed.txt" in out and f"kept\t{home}/open.txt" in out
     assert api_bytes(session, f"{home}/closed.txt") == b"acknowledged"
     assert (tmp_path / "rec" / home.lstrip("/") / "open.txt").read_bytes() == b"unsaved"
-    assert list(account.iterdir()) == []
+    assert not account.exists()
     assert main([*args, "--list"]) == 0
     assert "nothing left" in capsys.readouterr().out
 

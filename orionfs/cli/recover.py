@@ -47,7 +47,8 @@ def register(subparsers: Any) -> None:
 def cmd_recover(args: argparse.Namespace) -> int:
     """``orionfs recover``: returns the exit status."""
     from orionfs.daemon.checks import load_config
-    from orionfs.fs.journal import account_dir, list_leftovers
+    from orionfs.fs.journal import account_dir
+    from orionfs.fs.leftovers import list_leftovers
 
     try:
         config = load_config(args.profile)
@@ -69,7 +70,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def _recover(config: Any, account: Path, recovery_dir: str | None) -> int:
     from orionfs.client.session import OrionSession
     from orionfs.fs.cache import CachedSession
-    from orionfs.fs.journal import LeftoverClaim
+    from orionfs.fs.leftovers import LeftoverClaim
     from orionfs.fs.openfiles import default_recovery_dir
     from orionfs.fs.recovery import Outcome, recover
 

@@ -17,11 +17,11 @@ create+close costs no file creation when the file stays empty) and the journal i
 the live records only when it grows long.
 
 A mount folder whose ``lock`` nobody holds belongs to a mount process that ended (the kernel drops
-a dead process's locks, even after ``kill -9``): its live records are *leftovers*. The next mount
-of the account (or ``orionfs recover``) claims them by taking that lock, so two never handle the
-same files (orionfs.fs.recovery: the acknowledged ones are uploaded, the others go to the recovery
-folder). A mount that ends cleanly removes its folder, so folders never pile up; one that ends with
-acknowledged files not uploaded (a stop while the server stalls) leaves them for the next mount.
+a dead process's locks, even after ``kill -9``): its live records are *leftovers*, which the next
+mount of the account (or ``orionfs recover``) claims and handles (orionfs.fs.leftovers,
+orionfs.fs.recovery). A mount that ends cleanly removes its folder (and the account's, if that was
+the last), so folders never pile up; one that ends with acknowledged files not uploaded (a stop
+while the server stalls) leaves them for the next mount.
 
 Durability: the journal and the data survive the mount process dying (they are in the page cache,
 which the kernel writes back); they are not fsync'ed, so a power loss may lose the last seconds.
@@ -41,11 +41,13 @@ import re
 import shutil
 import tempfile
 import threading
-import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orionfs.fs.leftovers import LeftoverClaim
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ logger = logging.getLogger(__name__)
 STAGING_DIR_MODE: int = 0o700
 STAGING_FILE_MODE: int = 0o600
 MOUNT_DIR_PREFIX = "mount-"
-_NEW_DIR_PREFIX = ".new-"
+NEW_DIR_PREFIX = ".new-"
 #: Seconds after which a mount folder left half set up (a crash while mounting) is removed.
 STALE_NEW_DIR_AGE: float = 60.0
 LOCK_NAME = "lock"
@@ -125,7 +127,7 @@ class _Journal:
     def __init__(self, folder: Path) -> None:
         self.path = folder / JOURNAL_NAME
         self._lock = threading.Lock()
-        self._fd = _open_append(self.path)
+        self._fd = open_append(self.path)
         self._lines = 0
 
     def append(
@@ -158,7 +160,7 @@ class _Journal:
             os.close(fd)
         os.replace(temp, self.path)
         os.close(self._fd)
-        self._fd = _open_append(self.path)
+        self._fd = open_append(self.path)
         self._lines = len(live)
 
     def close(self) -> None:
@@ -166,7 +168,8 @@ class _Journal:
             os.close(self._fd)
 
 
-def _open_append(path: Path) -> int:
+def open_append(path: Path) -> int:
+    """A journal opened for appending (made 0600 where absent)."""
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, STAGING_FILE_MODE)
 
 
@@ -191,30 +194,6 @@ def replay(folder: Path) -> dict[int, JournalRecord]:
         except (ValueError, TypeError, KeyError, AttributeError):
             logger.warning("skipped an unreadable line of %s", folder / JOURNAL_NAME)
     return live
-
-
-@dataclass(frozen=True, slots=True)
-class Leftover:
-    """A staged file of a mount that died: its record, and its data file (absent: empty)."""
-
-    record: JournalRecord
-    data: Path
-    slot: int = 0
-
-    @property
-    def size(self) -> int:
-        if not self.record.data:
-            return 0
-        try:
-            return self.data.stat().st_size
-        except OSError:
-            return 0
-
-    def open(self) -> Any:
-        """Its content, as a binary file object (an empty one for a file without data)."""
-        if not self.record.data:
-            return open(os.devnull, "rb")
-        return open(self.data, "rb")
 
 
 class StagingArea:
@@ -265,7 +244,12 @@ class StagingArea:
 
     def claim_leftovers(self) -> LeftoverClaim:
         """Take the folders of the account's mounts that ended (their locks are free) with the
-        records in them; the claim holds their locks until ``release``."""
+        records in them; the claim holds their locks until ``release``. Empty folders of ended
+        mounts of other accounts of the staging root go too (``sweep``)."""
+        from orionfs.fs.leftovers import LeftoverClaim, sweep  # they read this module's folders
+
+        if not self.owned:
+            sweep(self.account.parent, exclude=self.account)
         return LeftoverClaim.take(self.account, exclude=self.dir)
 
     def close(self) -> dict[int, JournalRecord]:
@@ -278,6 +262,8 @@ class StagingArea:
             shutil.rmtree(self.dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
+        with contextlib.suppress(OSError):
+            self.account.rmdir()  # the account's last mount: nothing left of it
         if self.owned:
             shutil.rmtree(self.account, ignore_errors=True)
         return kept
@@ -291,131 +277,14 @@ def _private_dir(path: Path) -> None:
 def _new_mount_dir(account: Path) -> tuple[Path, int]:
     """Make a mount folder with its lock held: set up under a name no scanner takes, then renamed
     to ``mount-<pid>-<random>``. Returns (folder, lock descriptor)."""
-    new = Path(tempfile.mkdtemp(prefix=f"{_NEW_DIR_PREFIX}{os.getpid()}-", dir=account))
+    try:
+        new = Path(tempfile.mkdtemp(prefix=f"{NEW_DIR_PREFIX}{os.getpid()}-", dir=account))
+    except FileNotFoundError:  # the account's last mount removed its folder just now
+        _private_dir(account)
+        new = Path(tempfile.mkdtemp(prefix=f"{NEW_DIR_PREFIX}{os.getpid()}-", dir=account))
     os.chmod(new, STAGING_DIR_MODE)
     fd = os.open(new / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, STAGING_FILE_MODE)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    final = account / (MOUNT_DIR_PREFIX + new.name[len(_NEW_DIR_PREFIX) :])
+    final = account / (MOUNT_DIR_PREFIX + new.name[len(NEW_DIR_PREFIX) :])
     os.rename(new, final)
     return final, fd
-
-
-def _leftovers_in(folder: Path) -> list[Leftover]:
-    """The live records of a dead mount's folder, with their data; a record whose data file is
-    gone (handled already) is skipped, and data files without a record (garbage) are removed."""
-    live = replay(folder)
-    found = []
-    for slot, record in sorted(live.items()):
-        data = folder / f"{slot}{DATA_SUFFIX}"
-        if record.data and not data.exists():
-            continue
-        found.append(Leftover(record, data, slot))
-    with contextlib.suppress(OSError):
-        for name in os.listdir(folder):
-            stem = name[: -len(DATA_SUFFIX)]
-            if name.endswith(DATA_SUFFIX) and not (stem.isdigit() and int(stem) in live):
-                with contextlib.suppress(OSError):
-                    (folder / name).unlink()
-    return found
-
-
-class LeftoverClaim:
-    """Mount folders of an account whose mount process ended, locked by this process."""
-
-    def __init__(self, folders: list[tuple[Path, int]]) -> None:
-        self._folders = folders
-        self.leftovers: list[Leftover] = [
-            leftover for folder, _ in folders for leftover in _leftovers_in(folder)
-        ]
-
-    @classmethod
-    def take(cls, account: Path, exclude: Path | None = None) -> LeftoverClaim:
-        """Lock every dead mount folder of ``account`` (live mounts hold their locks)."""
-        folders = []
-        for folder in _mount_dirs(account):
-            if folder == exclude:
-                continue
-            fd = _try_lock(folder)
-            if fd is not None:
-                folders.append((folder, fd))
-        return cls(folders)
-
-    @property
-    def folders(self) -> list[Path]:
-        return [folder for folder, _ in self._folders]
-
-    @staticmethod
-    def forget(leftover: Leftover) -> None:
-        """A leftover is handled: its data goes and its slot is dropped in its journal."""
-        folder = leftover.data.parent
-        with contextlib.suppress(OSError):
-            leftover.data.unlink()
-        with contextlib.suppress(OSError):
-            fd = _open_append(folder / JOURNAL_NAME)
-            try:
-                os.write(fd, (json.dumps({"slot": leftover.slot, "drop": True}) + "\n").encode())
-            finally:
-                os.close(fd)
-
-    def release(self) -> None:
-        """Remove the claimed folders left with nothing to handle, and let go of the locks
-        (what is left stays for a later mount)."""
-        for folder, fd in self._folders:
-            if not _leftovers_in(folder):
-                shutil.rmtree(folder, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._folders = []
-
-
-def _mount_dirs(account: Path) -> list[Path]:
-    """The mount folders of an account; half set-up ones older than STALE_NEW_DIR_AGE go."""
-    try:
-        entries = list(os.scandir(account))
-    except OSError:
-        return []
-    found = []
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        if entry.name.startswith(MOUNT_DIR_PREFIX):
-            found.append(Path(entry.path))
-        elif entry.name.startswith(_NEW_DIR_PREFIX):
-            with contextlib.suppress(OSError):
-                if time.time() - entry.stat().st_mtime > STALE_NEW_DIR_AGE:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-    return sorted(found)
-
-
-def _try_lock(folder: Path) -> int | None:
-    """The folder's lock, taken (a descriptor), or None if a live process holds it."""
-    try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, STAGING_FILE_MODE)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def list_leftovers(account: Path) -> list[Leftover]:
-    """What mounts of this account that died left staged (not claimed: nothing changes), for
-    ``orionfs recover --list`` and status displays: what the next mount will handle."""
-    found = []
-    for folder in _mount_dirs(account):
-        fd = _try_lock(folder)
-        if fd is None:
-            continue  # a live mount
-        try:
-            live = replay(folder)
-            found.extend(
-                Leftover(record, folder / f"{slot}{DATA_SUFFIX}", slot)
-                for slot, record in sorted(live.items())
-                if not record.data or (folder / f"{slot}{DATA_SUFFIX}").exists()
-            )
-        finally:
-            os.close(fd)
-    return found

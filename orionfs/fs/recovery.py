@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from orionfs.fs.entry import Entry
-from orionfs.fs.journal import Leftover, LeftoverClaim
+from orionfs.fs.leftovers import Leftover, LeftoverClaim
 from orionfs.fs.staged import RECOVERY_DIR_MODE, RECOVERY_FILE_MODE
 
 logger = logging.getLogger(__name__)
