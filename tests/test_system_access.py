@@ -98,3 +98,15 @@ def test_uid_gid_and_modes_make_the_other_user_the_owner(mount_factory, server):
     assert target.read_bytes() == b"for nobody" + b"more\n"
     readme = mount.path / "README.txt"
     assert stat.S_IMODE(readme.stat().st_mode) == 0o600
+
+
+def test_chown_to_others_is_refused_for_a_user_and_accepted_and_ignored_for_root(
+    mount_factory, server
+):
+    mount = mount_factory(server, "--allow-other", "--uid", str(OTHER_UID), "--gid", str(OTHER_UID))
+    target = mount.unique("owned")
+    target.write_bytes(b"x")
+    result = as_other("chown", "0", target)  # the owner, not root: the kernel refuses
+    assert result.returncode != 0 and "not permitted" in result.stderr, result.stderr
+    os.chown(target, 12345, 12345)  # root: accepted (sudo tar x, sudo rsync -a), not kept
+    assert (target.stat().st_uid, target.stat().st_gid) == (OTHER_UID, OTHER_UID)

@@ -240,6 +240,7 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
         ttl=args.cache_ttl,
         page_size=args.page_size or LS_PAGE_SIZE,
         on_upload=data.adopt if data is not None else None,
+        on_new_version=data.rekey if data is not None else None,
     )
     return_freed_memory()
     reads = ReadPath(

@@ -29,6 +29,7 @@ Memory: a listing weighs its entry count, so at most about ``max_entries`` liste
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -78,7 +79,9 @@ class CachedSession(Changes, Tagging):
     listed entries held, ``max_listings`` the listings held. ``page_size`` is the ``limit`` sent with
     listings (None: the server's default); ``ls_parallel`` pages of one listing are fetched at a
     time once the first page gave the total count. ``on_upload(entry, staged file, size)`` is told
-    of every upload from a staged file (``uploaded``): the data cache's ``adopt``.
+    of every upload from a staged file (``uploaded``): the data cache's ``adopt``;
+    ``on_new_version(old, new)`` of a change this mount made that gave an item a new version with
+    the same content (a time, a name): the data cache's ``rekey``.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class CachedSession(Changes, Tagging):
         ls_parallel: int = LS_PARALLEL,
         prefetch: bool = True,
         on_upload: Callable[[Entry, Path, int], Any] | None = None,
+        on_new_version: Callable[[Entry, Entry], Any] | None = None,
     ) -> None:
         if not isinstance(root, str) or not root.startswith("/"):
             raise ValidationError(f"the root must be an absolute Orion path: {root!r}")
@@ -100,6 +104,7 @@ class CachedSession(Changes, Tagging):
             raise ValidationError("max_entries and max_listings must be positive")
         self.session = session
         self._on_upload = on_upload
+        self._on_new_version = on_new_version
         self.root = normalize(root)
         self.ttl = ttl
         self._page_size = page_size
@@ -409,6 +414,31 @@ class CachedSession(Changes, Tagging):
 
     # --- internals: cache updates (lock held, no requests) ------------------------------------
 
+    def _same_content(self, old: Entry, new: Entry) -> None:
+        """``new`` is ``old`` with another version but the same content (no lock held)."""
+        if self._on_new_version is not None and old.version != new.version:
+            self._on_new_version(old, new)
+
+    def touch(self, folder: str) -> None:
+        """The children of ``folder`` changed now: its times show that at once (until the server's
+        own arrive with the next listing)."""
+        with self._lock:
+            self._touch(normalize(folder))
+
+    def _touch(self, folder: str) -> None:
+        if folder == "/":
+            return
+        now = time.time_ns()
+        parent, name = split(folder)
+        listing = self._listings.get(parent)
+        if listing is not None and name in listing.names:
+            listing.names[name] = dataclasses.replace(
+                listing.names[name], mtime_ns=now, ctime_ns=now
+            )
+        current = self._stat.get(folder)
+        if isinstance(current, Entry):
+            self._stat[folder] = dataclasses.replace(current, mtime_ns=now, ctime_ns=now)
+
     def _drop_listing(self, path: str) -> None:
         self._flights.forget(("ls", path))
         self._listings.pop(path, None)
@@ -429,6 +459,7 @@ class CachedSession(Changes, Tagging):
 
     def _remove(self, folder: str, name: str, entry: Entry) -> None:
         """``entry`` (shown as ``name``) is gone from ``folder``."""
+        self._touch(folder)
         self._renamed_in(folder, [name])
         self._flights.forget(("ls", folder))
         listing = self._listings.get(folder)
@@ -441,6 +472,7 @@ class CachedSession(Changes, Tagging):
         With the folder's listing cached the result is exact; without it, the stat cache learns the
         entry only if ``name`` was known to be free (else a duplicate of lower id may show there).
         """
+        self._touch(folder)
         path = child(folder, name)
         self._flights.forget(("stat", path))
         self._flights.forget(("ls", folder))

@@ -138,6 +138,7 @@ class Changes:
         moved = self._answer_entry(answer, lambda e: e.key == src.key)
         if moved is None:  # the result is known: the source under its new name
             moved = src.renamed(name, self._join(dest_orion, name))
+        self._same_content(src, moved)
         error = self._delete_replaced(target, f"rename {old} -> {new}")
         with self._lock:
             self._remove(*split(old), src)
@@ -235,7 +236,9 @@ class Changes:
         if entry.kind not in (wire.FILE, wire.DATASET):
             raise NotWritable(f"{path}: a {entry.kind} keeps no modification time")
         answer = self._call("set_mtime", self.session.set_mtime, entry.ref, mtime_ns)
-        new = Entry.from_wire({wire.F_PATH: entry.path, **answer}, entry.collection)
+        fields = {wire.F_RESOURCE_TYPE: entry.kind, wire.F_PATH: entry.path, **answer}
+        new = Entry.from_wire(fields, entry.collection)
+        self._same_content(entry, new)
         with self._lock:
             self._replace(path, entry, new)
         return new

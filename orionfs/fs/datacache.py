@@ -301,6 +301,28 @@ class DataCache:
         self.index.drop_versions(f"{shard}/{_item_prefix(key)}", f"{shard}/{key}.")
         return True
 
+    def rekey(self, old: Any, new: Any) -> bool:
+        """The item's content did not change, only its version (a time or a name this mount set,
+        which moves the server's change time): its cached chunks become the new version's
+        (renamed, not copied). Returns whether anything was moved."""
+        before, after = version_key(old), version_key(new)
+        if before is None or after is None or before == after or old.size != new.size:
+            return False
+        moved = False
+        for index in range(-(-new.size // self.chunk_size)):
+            source, target = self.name(before, index), self.name(after, index)
+            try:
+                os.rename(self._chunks / source, self._chunks / target)
+            except FileNotFoundError:
+                continue  # a chunk never read: sparse
+            except OSError as error:
+                self._warn("cannot move a chunk in %s: %s", self.directory, error)
+                continue
+            self.index.forget(source)
+            self.index.added(target, self.chunk_length(new.size, index))
+            moved = True
+        return moved
+
     def _discard(self, name: str, why: str) -> None:
         logger.warning("data cache: chunk %s dropped (%s)", name, why)
         with contextlib.suppress(OSError):

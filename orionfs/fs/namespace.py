@@ -25,6 +25,7 @@ import dataclasses
 import os
 import re
 
+from orionfs.client import wire
 from orionfs.exceptions import (
     AlreadyExists,
     FolderNotEmpty,
@@ -89,15 +90,21 @@ class Namespace:
         """What an open file shows: its current Entry (tags changed while it is open included)
         with the staged size and time, or a pending Entry for a new file not uploaded yet."""
         if node.entry is None:
-            return Entry.pending(node.path, node.size, node.mtime_ns)
+            return dataclasses.replace(
+                Entry.pending(node.path, node.size, node.mtime_ns), ctime_ns=node.changed_ns
+            )
         entry = node.entry
         if not is_hidden(node.path):
             current = self.cache.find(node.path)
             if current is not None and current.key == entry.key:
                 entry = current
-        if node.loaded or node.dirty:
-            mtime_ns = max(entry.mtime_ns, node.mtime_ns)
-            return dataclasses.replace(entry, size=node.size, mtime_ns=mtime_ns)
+        if node.loaded or node.dirty or node.set_mtime_ns is not None:
+            if node.set_mtime_ns is not None:
+                mtime_ns = node.set_mtime_ns
+            else:
+                mtime_ns = max(entry.mtime_ns, node.mtime_ns)
+            ctime_ns = max(entry.ctime_ns, node.changed_ns)
+            return dataclasses.replace(entry, size=node.size, mtime_ns=mtime_ns, ctime_ns=ctime_ns)
         return entry
 
     def handle_entry(self, fh: int) -> Entry | None:
@@ -250,7 +257,9 @@ class Namespace:
                 raise AlreadyExists(f"{path}: exists")
             return self.open(path, flags & ~os.O_CREAT)
         self._folder_for_create(path)
-        return self.files.create(path, flags)
+        handle = self.files.create(path, flags)
+        self.cache.touch(split(path)[0])
+        return handle
 
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> None:
         """Truncate an open file's staged copy (``ftruncate``: the handle's, whatever its name
@@ -272,6 +281,25 @@ class Namespace:
         if not entry.is_file:
             raise NotWritable(f"{path}: a {entry.kind} is read-only")
         self.files.truncate(path, length, entry)
+
+    # -- times -------------------------------------------------------------------------------------
+
+    def set_mtime(self, path: str, mtime_ns: int) -> None:
+        """utimens: keep the time the writer sets (``touch``, ``cp -p``, ``tar x``, ``rsync -a``).
+
+        One request for a stored file or dataset; an open file whose content is not stored yet
+        sends it after its upload; folders and shards keep the server's times (accepted, nothing
+        sent); an unlinked open file keeps it locally."""
+        self._writable()
+        node = self.files.node_at(path)
+        if node is not None and (node.pending or node.dirty or is_hidden(path)):
+            node.keep_mtime(mtime_ns)
+            return
+        entry = self.entry(path)
+        if entry.kind in (wire.FILE, wire.DATASET):
+            self.cache.set_mtime(path, mtime_ns)
+            if node is not None:
+                node.mtime_ns = node.changed_ns = mtime_ns
 
     # -- tags --------------------------------------------------------------------------------------
 

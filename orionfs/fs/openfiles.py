@@ -62,7 +62,7 @@ class StoppedStore:
     def _refuse(self, *args: Any, **kwargs: Any) -> Any:
         raise OrionConnectionError("the mount is stopping: no more requests to the server")
 
-    read = create_file = replace_content = unlink = _refuse
+    read = create_file = replace_content = unlink = set_mtime = _refuse
     create_file_stream = replace_content_stream = _refuse
 
 

@@ -57,6 +57,8 @@ class ContentStore(Protocol):
 
     def unlink(self, path: str) -> None: ...
 
+    def set_mtime(self, path: str, mtime_ns: int) -> Entry: ...
+
 
 class StreamingStore(ContentStore, Protocol):
     """A store that also takes uploads of unknown length (orionfs.fs.streaming)."""
@@ -84,7 +86,9 @@ class StagedFile:
         self.dirty = entry is None  # a new file must be created even if nothing is written
         self.loaded = entry is None  # the temp file holds the full content
         self.size = entry.size if entry else 0
-        self.mtime_ns = time.time_ns()
+        self.mtime_ns = time.time_ns()  # the content's time: the last write, or what utimens set
+        self.changed_ns = self.mtime_ns  # the last change of content or time (st_ctime)
+        self.set_mtime_ns: int | None = None  # a time utimens set, sent after the next upload
         self.last_error: BaseException | None = None
         self.kept: Path | None = None  # where the data went to the recovery folder
         #: A close() acknowledged the data (write-back): it must reach Orion, even after a crash.
@@ -224,7 +228,7 @@ class StagedFile:
             written = os.pwrite(self._temp_fd(), data, offset)
             self.size = max(self.size, offset + written)
             self.dirty = True
-            self.mtime_ns = time.time_ns()
+            self._changed()
             if not self._journaled:
                 self.journal()
             if not appended:
@@ -248,7 +252,7 @@ class StagedFile:
             os.ftruncate(self._temp_fd(), length)
             self.size = length
             self.dirty = True
-            self.mtime_ns = time.time_ns()
+            self._changed()
             if not self._journaled:
                 self.journal()
 
@@ -293,6 +297,31 @@ class StagedFile:
             uploaded = getattr(store, "uploaded", None)  # the data cache adopts the staged copy
             if uploaded is not None:
                 uploaded(entry, self._tmp_path, self.size)
+            if self.set_mtime_ns is not None:
+                self._send_mtime(store)
+
+    def keep_mtime(self, mtime_ns: int) -> None:
+        """utimens on an open file whose content is not stored yet: its time is the one given, and
+        is sent after the upload (an upload sets the time of the content to now)."""
+        with self.lock:
+            self.set_mtime_ns = self.mtime_ns = mtime_ns
+            self.changed_ns = time.time_ns()
+
+    def _changed(self) -> None:
+        """The content changed now: its time is now (a time utimens set before is overwritten)."""
+        self.mtime_ns = self.changed_ns = time.time_ns()
+        self.set_mtime_ns = None
+
+    def _send_mtime(self, store: ContentStore) -> None:
+        """Send the time utimens set (one request). The content is stored whatever happens: a
+        failure is logged, not raised, so close() does not report stored data as lost."""
+        mtime_ns, self.set_mtime_ns = self.set_mtime_ns, None
+        try:
+            self.entry = store.set_mtime(self.path, mtime_ns)
+        except Exception as error:
+            logger.warning(
+                "%s: stored, but its modification time was not set: %s", self.path, error
+            )
 
     def start_stream(self, store: StreamingStore, start: StreamStarter) -> None:
         """Start a streamed upload if the file qualifies (written in order from offset 0, no

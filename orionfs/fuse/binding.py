@@ -91,8 +91,9 @@ class OrionFUSE(mfusepy.FUSE):
             st = mfusepy.c_stat()
             if plus:
                 mfusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
-            else:
+            else:  # with use_ino the entry's inode goes out too (an inode 0 hides the entry)
                 st.st_mode = attrs["st_mode"]
+                st.st_ino = attrs.get("st_ino", 0)
             encoded = name.encode(self.encoding, self.errors)
             if fuse_3:
                 full = filler(buf, encoded, st, following, fill_flags)
@@ -209,6 +210,9 @@ def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> 
         # The kernel checks permissions from the cached attributes: no ACCESS call for cd,
         # access(2), test -r; modes are what they say (no execute on files, even via access).
         "default_permissions": True,
+        # Inode numbers from Orion's identity (orionfs.fuse.inodes), not libfuse's node ids: the
+        # same file has the same inode after a remount (git, backup tools).
+        "use_ino": True,
         "entry_timeout": options.ttl,
         "attr_timeout": options.ttl,
         "negative_timeout": options.ttl,

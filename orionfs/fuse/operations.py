@@ -38,6 +38,7 @@ from orionfs.fs.writeback import WriteBackOptions
 from orionfs.fuse.calls import Calls
 from orionfs.fuse.dirs import DirHandles
 from orionfs.fuse.errors import boundary, fail
+from orionfs.fuse.inodes import ROOT_INODE, inode_of
 from orionfs.fuse.stats import CacheCounts, MountStats
 from orionfs.fuse.xattrs import Xattrs
 
@@ -49,6 +50,8 @@ BLOCK_SIZE: int = 1 << 20
 STATFS_CAPACITY: int = 1 << 50
 STATFS_FRSIZE: int = 4096
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+#: utimensat's special nanoseconds, as libfuse passes them (seconds 0): now, and leave as is.
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: What readdir answers for "." and ".." (the kernel takes only the type from them).
 _DOT_ATTRS: dict[str, Any] = {"st_mode": stat.S_IFDIR}
 
@@ -130,7 +133,9 @@ class OrionFS(mfusepy.Operations):
         return (stat.S_IFDIR if entry.is_folder else stat.S_IFREG) | mode
 
     def _attrs(self, entry: Entry) -> dict[str, Any]:
-        return self._stat(self._mode(entry), entry.size, entry.mtime_ns, entry.ctime_ns)
+        attrs = self._stat(self._mode(entry), entry.size, entry.mtime_ns, entry.ctime_ns)
+        attrs["st_ino"] = inode_of(entry)
+        return attrs
 
     def _stat(self, mode: int, size: int, mtime: int, ctime: int) -> dict[str, Any]:
         return {
@@ -162,7 +167,9 @@ class OrionFS(mfusepy.Operations):
         check_name(path)
         if path == "/":
             mode = self.options.dir_mode & ~(0o222 if self.options.read_only else 0)
-            return self._stat(stat.S_IFDIR | mode, 0, self._mounted_ns, self._mounted_ns)
+            attrs = self._stat(stat.S_IFDIR | mode, 0, self._mounted_ns, self._mounted_ns)
+            attrs["st_ino"] = ROOT_INODE
+            return attrs
         if is_trash_marker(path):  # no desktop trash here (orionfs.fs.trash)
             return self._stat(stat.S_IFREG | 0o444, 0, self._mounted_ns, self._mounted_ns)
         return self._attrs(self.namespace.entry(path))
@@ -237,18 +244,29 @@ class OrionFS(mfusepy.Operations):
 
     @boundary
     def chown(self, path: str, uid: int, gid: int) -> int:
-        """Accepted when it names the mounting user (or -1), else EPERM."""
+        """Accepted when it names the mounting user (or -1), else EPERM; from root, accepted and
+        ignored (``sudo tar x``, ``sudo rsync -a``, ``sudo cp -a``: Orion keeps no owners), as
+        rclone and gcsfuse do. default_permissions still keeps other users out."""
         self._writable()
         self.getattr(path)
+        if mfusepy.fuse_get_context()[0] == 0:
+            return 0
         if uid not in (-1, self.uid) or gid not in (-1, self.gid):
             raise fail(errno.EPERM)
         return 0
 
     @boundary
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
-        """Accepted and ignored: times are Orion's ``modified`` (documented policy)."""
+        """Keep the modification time the writer sets (one request; see Namespace.set_mtime);
+        the access time is not kept (it shows the modification time)."""
         self._writable()
-        self.getattr(path)
+        mtime = time.time_ns() if times is None else times[1]
+        if mtime == UTIME_NOW:
+            mtime = time.time_ns()
+        if mtime == UTIME_OMIT:
+            self.getattr(path)
+        else:
+            self.namespace.set_mtime(path, mtime)
         return 0
 
     def _writable(self) -> None:
