@@ -216,3 +216,28 @@ def test_a_time_or_a_name_this_mount_sets_keeps_the_cached_content(mount, server
     path.rename(moved)
     assert moved.read_bytes() == b"cached content " * 1000
     assert server.count(DOWNLOAD) == 0
+
+
+def test_a_server_that_refuses_the_time_leaves_it_kept_by_the_mount_across_a_remount(
+    server, session, tmp_path
+):
+    first = start_mount(server, tmp_path / "mnt", tmp_path / "work")
+    try:
+        path = first.unique("refused")
+        path.write_bytes(b"x")
+        server.set_faults(status=400, method="PATCH", path_prefix="/api/v3/storage/files/")
+        try:
+            subprocess.run(["touch", "-d", "2020-01-01T00:00:00Z", str(path)], check=True)
+        finally:
+            server.clear_faults()
+        assert path.stat().st_mtime == T2020
+        assert _api_mtime(session, first.orion(path.name)) != T2020  # the server has its own
+    finally:
+        first.unmount()
+    second = start_mount(server, tmp_path / "mnt", tmp_path / "work")
+    try:
+        assert (second.path / path.name).stat().st_mtime == T2020
+        (second.path / path.name).write_bytes(b"new content")  # a new version: the server's time
+        assert (second.path / path.name).stat().st_mtime > T2020
+    finally:
+        second.unmount()

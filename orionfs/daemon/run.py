@@ -226,6 +226,7 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
     from orionfs.fs.budget import MemoryBudget, return_freed_memory
     from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
     from orionfs.fs.journal import account_dir
+    from orionfs.fs.localtimes import LocalTimes, local_times_file
     from orionfs.fs.reads import ReadPath
     from orionfs.fs.writeback import WriteBackOptions
     from orionfs.fuse.operations import MountOptions, OrionFS
@@ -241,6 +242,7 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
         page_size=args.page_size or LS_PAGE_SIZE,
         on_upload=data.adopt if data is not None else None,
         on_new_version=data.rekey if data is not None else None,
+        local_times=LocalTimes(local_times_file(config.url, config.username)),
     )
     return_freed_memory()
     reads = ReadPath(

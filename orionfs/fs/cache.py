@@ -52,6 +52,7 @@ from orionfs.fs.changes import Changes
 from orionfs.fs.entry import Entry
 from orionfs.fs.flight import Flights
 from orionfs.fs.listing import Listing
+from orionfs.fs.localtimes import LocalTimes
 from orionfs.fs.mountpath import child, is_utf8, normalize, not_found, split, under
 from orionfs.fs.names import display_base, is_plain
 from orionfs.fs.prefetch import Walks
@@ -97,6 +98,7 @@ class CachedSession(Changes, Tagging):
         prefetch: bool = True,
         on_upload: Callable[[Entry, Path, int], Any] | None = None,
         on_new_version: Callable[[Entry, Entry], Any] | None = None,
+        local_times: LocalTimes | None = None,
     ) -> None:
         if not isinstance(root, str) or not root.startswith("/"):
             raise ValidationError(f"the root must be an absolute Orion path: {root!r}")
@@ -105,6 +107,7 @@ class CachedSession(Changes, Tagging):
         self.session = session
         self._on_upload = on_upload
         self._on_new_version = on_new_version
+        self._times = local_times if local_times is not None else LocalTimes(None)
         self.root = normalize(root)
         self.ttl = ttl
         self._page_size = page_size
@@ -275,7 +278,7 @@ class CachedSession(Changes, Tagging):
             self._count("iter_ls_path")
             try:
                 items = self.session.iter_ls_path(folder.path, params, parallel=self._ls_parallel)
-                return Listing.of(Entry.from_wire(item, collection) for item in items)
+                return Listing.of(self._times.apply(Entry.from_wire(item, collection)) for item in items)
             except BadResponse as exc:
                 if exc.status_code == 400:
                     raise NotAFolder(f"{path}: not a folder", exc.response, 400) from exc
@@ -328,7 +331,7 @@ class CachedSession(Changes, Tagging):
             items = answer.get(wire.F_RESULTS) or []
             if answer.get(wire.F_COUNT, 0) > len(items):
                 return None
-            return Listing.of(Entry.from_wire(item, collection) for item in items)
+            return Listing.of(self._times.apply(Entry.from_wire(item, collection)) for item in items)
 
         def store(listing: Listing | None) -> None:
             if listing is None:
@@ -351,7 +354,7 @@ class CachedSession(Changes, Tagging):
             if entry.is_shard and entry.collection is None and path != "/":
                 parent = self.lookup(split(path)[0])  # a shard learns its collection's id
                 entry = Entry.from_wire(found, parent.id)
-            return entry
+            return self._times.apply(entry)
 
         def store(result: Any) -> None:
             self._stat[path] = result

@@ -235,10 +235,17 @@ class Changes:
         entry = self.lookup(path)
         if entry.kind not in (wire.FILE, wire.DATASET):
             raise NotWritable(f"{path}: a {entry.kind} keeps no modification time")
-        answer = self._call("set_mtime", self.session.set_mtime, entry.ref, mtime_ns)
-        fields = {wire.F_RESOURCE_TYPE: entry.kind, wire.F_PATH: entry.path, **answer}
-        new = Entry.from_wire(fields, entry.collection)
-        self._same_content(entry, new)
+        try:
+            answer = self._call("set_mtime", self.session.set_mtime, entry.ref, mtime_ns)
+        except BadResponse as exc:
+            if exc.status_code != 400:
+                raise
+            logger.info("%s: the server keeps no modification time; kept locally", path)
+            new = self._times.keep(entry, mtime_ns)  # orionfs.fs.localtimes
+        else:
+            fields = {wire.F_RESOURCE_TYPE: entry.kind, wire.F_PATH: entry.path, **answer}
+            new = Entry.from_wire(fields, entry.collection)
+            self._same_content(entry, new)
         with self._lock:
             self._replace(path, entry, new)
         return new
