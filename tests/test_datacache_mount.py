@@ -5,6 +5,7 @@ cost and serve, counted by the server.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -50,6 +51,30 @@ def test_a_reread_and_a_read_after_a_remount_cost_no_download(
     server.reset_counters()
     assert (second.path / "reread.bin").read_bytes() == data
     assert server.count(DOWNLOAD) == 0
+
+
+def _read_calls(mounted: Any) -> int:
+    """The read calls the mount has served (its stats xattr)."""
+    stats = json.loads(os.getxattr(mounted.path, "user.orion.stats"))
+    return int(stats["operations"].get("read", {}).get("calls", 0))
+
+
+def test_a_hot_reread_makes_no_read_call_and_a_changed_file_is_read_again(
+    server: Any, session: Any, mount_factory: Any
+) -> None:
+    mounted = mount_factory(server, "--cache-ttl", "0.5")
+    data = os.urandom(MiB + 1)
+    ident = _put(session, mounted.root, "hot.bin", data)
+    path = mounted.path / "hot.bin"
+    assert path.read_bytes() == data
+    before = _read_calls(mounted)
+    assert path.read_bytes() == data  # the kernel kept its pages: keep_cache
+    assert _read_calls(mounted) == before
+    changed = os.urandom(MiB + 1)
+    session.replace_file_content(ResourceKey("file", ident), io.BytesIO(changed), len(changed))
+    time.sleep(1.2)  # past the TTL
+    assert path.read_bytes() == changed  # the kernel's pages were dropped
+    assert _read_calls(mounted) > before
 
 
 def test_reading_back_what_the_mount_wrote_costs_no_download(

@@ -107,6 +107,10 @@ class Share:
             self.held += n
         return granted
 
+    def fair(self) -> int:
+        """This reader's fair share now (the budget over the readers holding memory, with it)."""
+        return self._budget.fair_share(extra_reader=self.held == 0)
+
     def release(self, n: int) -> None:
         """Give back ``n`` bytes (a segment dropped)."""
         n = min(n, self.held)

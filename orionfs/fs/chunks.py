@@ -7,8 +7,9 @@ Every reader of a cacheable file goes through one ChunkFetcher: a handle's read-
 (orionfs.fs.crossfile) and a read answered from the disk alone (``cached``). A chunk being fetched
 is handed to the readers waiting for it from memory, and written to disk behind them by one writer
 thread; it stays "in flight" until it is on disk, so no reader ever finds it neither in flight nor
-on disk while it is being stored. The disk never slows a reader down: with WRITE_BEHIND bytes
-already queued (a disk slower than the network), fetched chunks are not cached (``skipped``).
+on disk while it is being stored. Readers wait for the disk only when WRITE_BEHIND bytes are already
+queued (a disk slower than the network for a while: sustained reads then go at the disk's pace); a
+disk stuck for WRITE_WAIT seconds is given up on: those chunks are not cached (``skipped``).
 
 No FUSE imports, no errnos.
 """
@@ -27,8 +28,10 @@ __all__ = ["ChunkFetcher"]
 
 Fetch = Callable[[Entry, int, int], bytes]
 
-#: Bytes of fetched chunks queued for the disk at most (readers never wait for those writes).
+#: Bytes of fetched chunks queued for the disk at most (readers do not wait for those writes) ...
 WRITE_BEHIND: int = 64 << 20
+#: ... and how long a fetch waits for room in the queue before its chunks go uncached.
+WRITE_WAIT: float = 1.0
 
 
 class ChunkFetcher:
@@ -40,6 +43,7 @@ class ChunkFetcher:
         self.cache = cache
         self.chunk_size = cache.chunk_size
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # the writer made room in its queue
         self._flights: dict[tuple[str, int], Future[Any]] = {}
         self.requests = 0  # ranged requests made (for stats and tests)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orionfs-cache-write")
@@ -173,8 +177,12 @@ class ChunkFetcher:
     ) -> bool:
         """Queue chunks for the writer; False if the queue is full (they are not cached)."""
         size = sum(len(piece) for _, piece in chunks)
+
+        def room() -> bool:
+            return self._queued == 0 or self._queued + size <= WRITE_BEHIND
+
         with self._lock:
-            if self._queued + size > WRITE_BEHIND:
+            if not self._room.wait_for(room, WRITE_WAIT):
                 self.skipped += len(chunks)
                 return False
             self._queued += size
@@ -186,6 +194,7 @@ class ChunkFetcher:
             finally:
                 with self._lock:
                     self._queued -= size
+                    self._room.notify_all()
                 self._land(key, [index for index, _ in chunks], futures)
 
         try:
@@ -193,6 +202,7 @@ class ChunkFetcher:
         except RuntimeError:  # closed: nothing more is stored
             with self._lock:
                 self._queued -= size
+                self._room.notify_all()
             return False
         return True
 

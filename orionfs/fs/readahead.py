@@ -29,6 +29,9 @@ MAX_SEGMENT: int = 8 << 20
 READ_AHEAD_WINDOW: int = 64 << 20
 #: Seconds a failed ranged request answers reads of its range with the same error.
 FAILURE_MEMORY: float = 1.0
+#: Under a memory budget, a segment ahead is at most this fraction of the reader's fair share, so
+#: that several are in flight (a reader with one segment ahead waits for each).
+SEGMENTS_PER_SHARE: int = 4
 #: Bytes behind the reader kept (the kernel's reads of a file come a little out of order) ...
 KEEP_BEHIND: int = 2 << 20
 #: ... and how far behind the furthest read a late read may come: it fetches its own segment
@@ -174,8 +177,12 @@ class ReadAhead:
                     self._segment = min(self._segment * 2, self._max)
             # read ahead of a sequential reader (not on a first, possibly lone, read)
             if self._reads > 1 and in_run:
+                cap = self._max
+                if self._share is not None:  # several segments in a fair share, not one or two
+                    cap = self._down(self._share.fair() // SEGMENTS_PER_SHARE)
+                    cap = max(self._min, min(self._max, cap))
                 while self._next < min(self.size, end + self._window):
-                    added = self._add(self._next, self._segment, False)
+                    added = self._add(self._next, min(self._segment, cap), False)
                     if not added:  # over budget: no more ahead for now (the window shrinks,
                         break  # not the requests: small ones would cost more per byte)
                     self._next += added

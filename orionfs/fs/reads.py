@@ -17,6 +17,7 @@ No FUSE imports, no errnos.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from orionfs.fs.entry import Entry
 from orionfs.fs.readahead import ReadAhead
 
 __all__ = ["FETCH_WORKERS", "FileReader", "ReadPath"]
+
+logger = logging.getLogger(__name__)
 
 #: Concurrent ranged requests of the mount's handles (read-ahead).
 FETCH_WORKERS: int = 8
@@ -195,6 +198,7 @@ class ReadPath:
 
     def close(self) -> None:
         """Stop fetching and close the data cache's index."""
+        logger.info("read path at close: %s", self.stats())
         self.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self.fetcher is not None:
