@@ -10,7 +10,8 @@ What it does, all on loopback, in a fresh temp folder:
    straight to the server; plain files in the rclone folder);
 4. mounts both (``orionfs mount --cache-ttl TTL`` and ``rclone mount --vfs-cache-mode writes
    --dir-cache-time TTL``) and runs every case at each round trip of ``--rtt-ms`` (default 0 and 20),
-   interleaving the two mounts run by run; a cold case starts on a fresh mount;
+   interleaving the two mounts run by run; a cold case starts on a fresh mount (orionfs: with an
+   empty data cache, in the bench's folder; benchlib.datacache_cases has the data path's cases);
 5. prints a markdown table (median of the runs, with min-max) and writes the same figures as JSON.
 
 For orionfs every case also reports the requests the server counted (reset before the case, read
@@ -20,7 +21,8 @@ the exact expected number; it asserts nothing about time.
 Everything it starts is stopped, and every mount unmounted, on success, failure or Ctrl-C.
 
     .venv/bin/python scripts/bench.py --quick --check    # CI smoke run, about two minutes
-    .venv/bin/python scripts/bench.py --json bench.json  # full size, about 13 minutes on 2 cores
+    .venv/bin/python scripts/bench.py --json bench.json  # full size, about 25 minutes on 2 cores
+    .venv/bin/python scripts/bench.py --only "re-read,sniff,grep small files"   # some groups
 """
 
 from __future__ import annotations
@@ -92,9 +94,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sides", default="orionfs,rclone", help="which mounts to run (default: orionfs,rclone)"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="GROUPS",
+        help="run only these groups of cases, comma-separated (e.g. 're-read,grep small files'); "
+        "not with --check",
+    )
     args = parser.parse_args(argv)
     args.rtts = [float(x) for x in args.rtt_ms.split(",") if x.strip()]
     args.sides = [x.strip() for x in args.sides.split(",") if x.strip()]
+    args.only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if args.only and args.check:
+        parser.error("--only leaves cases out: --check would fail them")
     return args
 
 
@@ -122,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         if rig.rclone_missing:
             print("rclone: not installed (its column is left empty)", file=sys.stderr)
         rig.setup()
-        Cases(rig, sizes, results, args.rtts).run()
+        cases = Cases(rig, sizes, results, args.rtts)
+        cases.only = args.only
+        cases.run()
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: cleaning up", file=sys.stderr)

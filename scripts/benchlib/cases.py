@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchlib import datacache_cases as data_path
 from benchlib import log
 from benchlib.processes import STOP_TIMEOUT, wait_for
 from benchlib.report import Results
@@ -49,6 +50,8 @@ PROBE_NAMES = [
 ]
 
 Case = Callable[[Mount, float, int], None]
+#: Groups measured at the first round trip only.
+MEMORY_GROUPS = ("rss", "readers", "rss full cache")
 
 
 class Cases:
@@ -60,6 +63,7 @@ class Cases:
         self.results = results
         self.rtts = rtts
         self.broken: set[str] = set()
+        self.only: set[str] = set()  # run only these groups (all if empty)
 
     # -- measuring helpers ---
     def timed(self, cmd: list[str], cwd: Path | None = None) -> float:
@@ -346,15 +350,26 @@ class Cases:
             ("write", self.case_write, s.runs),
             ("copy small files", self.case_copy, s.heavy_runs),
             ("rss", self.case_rss, s.rss_runs),
+            ("re-read", lambda m, r, i: data_path.case_reread(self, m, r, i), s.runs),
+            ("sniff", lambda m, r, i: data_path.case_sniff(self, m, r, i), s.runs),
+            ("grep small files", lambda m, r, i: data_path.case_grep(self, m, r, i), s.heavy_runs),
+            ("readers", lambda m, r, i: data_path.case_readers(self, m, r, i), s.rss_runs),
+            ("rss full cache", self._rss_full_cache, s.rss_runs),
         ]
+
+    def _rss_full_cache(self, m: Mount, rtt: float, run: int) -> None:
+        if m.counts_requests:  # the mounts with a data cache (not rclone's writes-only cache)
+            data_path.case_rss_full_cache(self, m, rtt, run)
 
     def run(self) -> None:
         for ri, rtt in enumerate(self.rtts):
             for p in self.rig.proxies:
                 p.set_rtt(rtt)
             for name, fn, runs in self.groups():
-                if name == "rss" and ri > 0:
+                if name in MEMORY_GROUPS and ri > 0:
                     continue  # memory does not depend on latency: measured at the first RTT only
+                if self.only and name not in self.only:
+                    continue
                 t0 = time.perf_counter()
                 for run in range(runs):
                     for m in self.rig.mounts:

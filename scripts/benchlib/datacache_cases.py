@@ -117,6 +117,7 @@ def case_sniff(c: Cases, m: Mount, rtt: float, run: int) -> None:
     """``file`` over the extension-less files, twice (a file manager's content types)."""
     folder = m.base / "sniff"
     c.fresh(m, folder)
+    os.listdir(folder)  # a file manager lists the folder, then looks at the files
     paths = [str(folder / f"n{i:03d}") for i in range(c.s.sniff_files)]
     for row in ("sniff_cold", "sniff_warm"):
         with c.counted(m, [row], rtt):
@@ -174,18 +175,19 @@ def case_readers(c: Cases, m: Mount, rtt: float, run: int) -> None:
 
 
 def case_rss_full_cache(c: Cases, m: Mount, rtt: float, run: int) -> None:
-    """Peak RSS of a mount whose data cache holds ``full_cache_gib`` GiB (sparse chunk files
-    made for the case, so the disk does not fill), while it lists the big folder and reads."""
+    """The ``rss`` case (peak RSS while ``ls -l`` lists the big folder) on a mount whose data
+    cache holds ``full_cache_gib`` GiB (sparse chunk files made for the case: no disk used)."""
     if not hasattr(m, "fill_cache"):
         raise RuntimeError(f"{m.name} has no data cache to fill")
     m.unmount()
+    m.clear_cache()
     m.fill_cache(c.s.full_cache_gib << 30)  # type: ignore[attr-defined]
     m.mount()
+    os.stat(m.base / "rss")
     sampler = _PeakRss(m.pid())
     with c.counted(m, ["rss_full_cache"], rtt):
         try:
             c.timed(["ls", "-l", "--color=never", str(m.base / "rss")])
-            _read_file(m.base / "big" / "big.bin")
         finally:
             peak = sampler.stop()
     c.results.add("rss_full_cache", rtt, m.name, peak / 1e6)

@@ -91,7 +91,53 @@ def rows_for(s: Sizes) -> list[Row]:
             False,
             "< 200 MB",
         ),
+        *data_path_rows(s),
     ]
+
+
+def data_path_rows(s: Sizes) -> list[Row]:
+    """The rows of benchlib.datacache_cases."""
+    big, reader = f"{s.big_mib} MiB", f"{s.reader_mib} MiB"
+    n = f"{s.small_files:,}"
+    return [
+        Row("reread_cold", f"read {big}, cold (empty data cache)", "MB/s", True, "baseline"),
+        Row("reread_warm", f"read {big} again, same mount", "MB/s", True, "0 requests"),
+        Row("reread_speedup", "re-read: warm / cold", "x", True, ">= 2x"),
+        Row("reread_remount", f"read {big} after a remount", "MB/s", True, "0 downloads"),
+        Row(
+            "sniff_cold",
+            f"`file` over {s.sniff_files} extension-less files, cold",
+            "s",
+            False,
+            "1 download per file",
+        ),
+        Row("sniff_warm", "`file` over them again", "s", False, "0 downloads"),
+        Row("grep_cold", f"`grep -r` over {n} x 4 KiB, cold", "s", False, "<= 0.3x rclone"),
+        Row("read_one", f"one sequential reader of {reader}, cold", "MB/s", True, "baseline"),
+        Row(
+            "readers_mbs",
+            f"{s.readers} sequential readers of {reader} at once, cold",
+            "MB/s",
+            True,
+            "baseline",
+        ),
+        Row("readers_rss", f"peak RSS of the mount, {s.readers} readers", "MB", False, "< 350 MB"),
+        Row(
+            "rss_full_cache",
+            f"peak RSS, `ls -l` of {s.rss_entries:,} entries, data cache of {s.full_cache_gib} GiB",
+            "MB",
+            False,
+            "< 200 MB",
+        ),
+    ]
+
+
+#: Rows measured at the first round trip only (memory does not depend on latency).
+FIRST_RTT_ONLY = ("rss", "read_one", "readers_mbs", "readers_rss", "rss_full_cache")
+#: Rows of the orionfs mount alone.
+ORIONFS_ONLY = ("rss_full_cache",)
+#: Limits of the memory rows, MB.
+MEMORY_LIMITS = {"rss": 200, "readers_rss": 350, "rss_full_cache": 200}
 
 
 def classify(by_endpoint: dict[str, int]) -> dict[str, int]:
@@ -214,6 +260,21 @@ def expected_requests(s: Sizes, p: int) -> dict[str, Check]:
         ),
         "rss": exact(ls=math.ceil(s.rss_entries / p), total=math.ceil(s.rss_entries / p)),
         "read": read,
+        "reread_cold": read,
+        "reread_warm": exact(total=0),
+        "reread_remount": exact(download=0),
+        "sniff_cold": exact(download=s.sniff_files, total=s.sniff_files),
+        "sniff_warm": exact(download=0),
+        "grep_cold": exact(
+            ls=math.ceil(s.small_files / p),
+            download=s.small_files,
+            total=math.ceil(s.small_files / p) + s.small_files,
+        ),
+        "read_one": read,
+        "readers_rss": read,
+        "rss_full_cache": exact(
+            ls=math.ceil(s.rss_entries / p), total=math.ceil(s.rss_entries / p)
+        ),
     }
 
 
@@ -260,9 +321,11 @@ class Report:
         failures = list(self.results.errors)
         for row in self.rows:
             for ri, rtt in enumerate(self.rtts):
-                if row.key == "rss" and ri > 0:
+                if row.key in FIRST_RTT_ONLY and ri > 0:
                     continue
                 for side in self.sides:
+                    if row.key in ORIONFS_ONLY and side != "orionfs":
+                        continue
                     if not self.results.summary(row.key, rtt, side):
                         failures.append(f"{row.key} at {rtt:g} ms on {side}: did not run")
         for key, fn in self.checks.items():
@@ -283,7 +346,9 @@ class Report:
             return "rclone: not installed"
         sm = self.results.summary(row.key, rtt, side)
         if sm is None:
-            return "n/a (see 0 ms)" if row.key == "rss" and rtt != self.rtts[0] else "—"
+            if row.key in FIRST_RTT_ONLY and rtt != self.rtts[0]:
+                return f"n/a (see {self.rtts[0]:g} ms)"
+            return "—"
         text = f"{fmt_number(sm['median'])} {row.unit}"
         if len(sm["runs"]) > 1:
             text += f" ({fmt_number(sm['min'])}–{fmt_number(sm['max'])})"
@@ -346,10 +411,18 @@ class Report:
             if all(v is not None for _, v in vals):
                 ok = all(v <= rtt + 5 for rtt, v in vals)
                 marks.append("yes" if ok else "NO")
-        if row.key == "rss":
-            v = median("rss", self.rtts[0], "orionfs")
+        if row.key in MEMORY_LIMITS:
+            v = median(row.key, self.rtts[0], "orionfs")
             if v is not None:
-                marks.append("yes" if v < 200 else "NO")
+                marks.append("yes" if v < MEMORY_LIMITS[row.key] else "NO")
+        if row.key in ("copy_out", "grep_cold"):
+            o, r = median(row.key, top, "orionfs"), median(row.key, top, "rclone")
+            if o is not None and r:
+                marks.append(f"{o / r:.2f}x rclone at {top:g} ms")
+        if row.key == "reread_speedup":
+            v = median(row.key, top, "orionfs")
+            if v is not None:
+                marks.append("yes" if v >= 2 else "NO")
         return row.target + (f" — {', '.join(marks)}" if marks else "")
 
     def table(self) -> str:

@@ -22,6 +22,12 @@ class Sizes:
     runs: int  # runs per figure
     heavy_runs: int  # runs of the one-request-per-file cases (create, unlink, copy of small files)
     rss_runs: int
+    # the data path (benchlib.datacache_cases)
+    sniff_files: int = 20  # extension-less files ``file`` looks at
+    sniff_size: int = 64 << 10
+    readers: int = 8  # concurrent sequential readers, one file each ...
+    reader_mib: int = 1024  # ... of this size
+    full_cache_gib: int = 10  # the data cache of the RSS-with-a-full-cache case
 
 
 QUICK = Sizes(
@@ -38,6 +44,8 @@ QUICK = Sizes(
     runs=2,
     heavy_runs=1,
     rss_runs=1,
+    reader_mib=32,
+    full_cache_gib=1,
 )
 FULL = Sizes(
     ls_small=1_000,

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from benchlib import log
+from benchlib.datacache_cases import sniff_content
 from benchlib.processes import (
     ORIONFS,
     RCLONE,
@@ -70,14 +71,20 @@ class Mount:
         finally:
             self.proc = None
 
-    def remount(self) -> None:
+    def remount(self, keep_cache: bool = False) -> None:
+        """A new mount; its data cache (if it has one) emptied first, unless ``keep_cache``."""
         self.unmount()
+        if not keep_cache:
+            self.clear_cache()
         self.mount()
 
     def remount_with(self, args: list[str]) -> None:
         """Remount with ``args`` added to the mount command (the mount's own options)."""
         self.extra_args = list(args)
         self.remount()
+
+    def clear_cache(self) -> None:
+        """Empty the mount's data cache (unmounted); nothing for a mount without one."""
 
     def pid(self) -> int:
         assert self.proc is not None
@@ -130,11 +137,38 @@ class OrionMount(Mount):
             ORIONFS + ["mount", "--help"], capture_output=True, text=True, timeout=60
         ).stdout
         self.use_root = "--root" in help_text
+        self.has_data_cache = "--cache-dir" in help_text
         self.base = self.mnt / "bench" if self.use_root else self.mnt / self.orion_base.lstrip("/")
         self._local = threading.local()
 
     def env(self) -> dict[str, str]:
         return dict(os.environ, ORIONFS_CONFIG_DIR=str(self.config_dir))
+
+    @property
+    def cache_dir(self) -> Path:
+        """The data cache root of the bench's mounts (in the bench's temp folder)."""
+        return self.work / "orion-cache"
+
+    def clear_cache(self) -> None:
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+    def fill_cache(self, size: int) -> None:
+        """Make the data cache hold ``size`` bytes of 1 MiB chunks of items that do not exist
+        (sparse files: no disk used), as a cache full of other files would (unmounted)."""
+        from orionfs.fs.datacache import DataCache, cache_dir
+
+        folder = cache_dir(self.cache_dir, self.proxy.url, self.server.username)
+        data = DataCache(folder, max_size=size + (1 << 30))
+        try:
+            for i in range(size // MiB):
+                key = f"file-{10**9 + i}-{MiB}-1"
+                path = data.directory / "chunks" / data.name(key, 0)
+                path.parent.mkdir(mode=0o700, exist_ok=True)
+                with open(path, "wb") as fh:
+                    fh.truncate(MiB)
+                data.index.added(data.name(key, 0), MiB)
+        finally:
+            data.close()
 
     def command(self) -> list[str]:
         cmd = ORIONFS + [
@@ -146,6 +180,8 @@ class OrionMount(Mount):
             f"{self.ttl:g}",
             "--foreground",
         ]
+        if self.has_data_cache:  # in the bench's folder, large enough for every case
+            cmd += ["--cache-dir", str(self.cache_dir), "--cache-max-size", "12G"]
         if self.use_root:
             cmd += ["--root", self.my_data]
         return cmd + self.extra_args
@@ -373,6 +409,7 @@ class Rig:
         tree_payload = b"t" * 512
         # The layout, relative to the bench folder.
         folders = ["ls_small", "ls_large", "tree", "big", "small", "rss", "writes", "work"]
+        folders += ["sniff", "readers"]
         folders += [f"tree/d{i:03d}" for i in range(s.tree_folders)]
         files: list[tuple[str, str, bytes | Path]] = []  # (folder, name, content)
         files += [("ls_small", f"f{i:06d}", b"") for i in range(s.ls_small)]
@@ -383,6 +420,15 @@ class Rig:
             ]
         files += [("small", p.name, p) for p in sorted(self.small_src.iterdir())]
         files += [("big", "big.bin", self.big_src)]
+        files += [
+            ("sniff", f"n{i:03d}", sniff_content(i, s.sniff_size)) for i in range(s.sniff_files)
+        ]
+        for i in range(s.readers):
+            src = self.local / f"r{i:02d}.bin"
+            with src.open("wb") as fh:
+                for _ in range(s.reader_mib):
+                    fh.write(os.urandom(MiB))
+            files.append(("readers", src.name, src))
         rss_dirs = [f"rss/e{i:06d}" for i in range(s.rss_entries)]
 
         # rclone side: plain files in the served folder.
