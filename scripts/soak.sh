@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Flake hunt: run the mount, reliability and model suites RUNS times (default 20), every other run
+# Flake hunt: run tests/fuse (the mount, reliability and model suites) RUNS times (default 20), every other run
 # with a CPU hog (one busy process per core) beside them, and print the names of the tests that
 # failed in any run, with how often. Exit 1 if any run failed.
 #   bash scripts/soak.sh [RUNS] [pytest args...]
@@ -7,8 +7,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-20}"
 shift || true
-suites=(tests/fuse tests/integration/test_reliability_*.py tests/fuse/test_model_mount.py)
-[ -d tests/fuse ] || suites=(tests/test_fuse_*.py tests/test_reliability_*.py tests/test_model_mount.py)
+suites=(tests/fuse)
+
 log_dir=$(mktemp -d /tmp/orionfs-soak.XXXXXX)
 failed_runs=0
 for run in $(seq 1 "$runs"); do
