@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from orionfs.cli.cache import format_size
 from orionfs.daemon import MountError
 from orionfs.daemon.options import format_duration
 from orionfs.daemon.process import process_alive
@@ -45,16 +46,6 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("status", help="list the active orionfs mounts")
     parser.add_argument("--json", action="store_true", help="print them as JSON")
     parser.set_defaults(func=cmd_status)
-
-
-def format_bytes(n: int) -> str:
-    """``1.5M``-style text of a byte count."""
-    value = float(n)
-    for unit in ("B", "K", "M", "G", "T"):
-        if value < 1024 or unit == "T":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def collect() -> list[dict[str, Any]]:
@@ -131,7 +122,7 @@ def _cell(value: Any, fmt: Any = str) -> str:
 
 def _cache(row: dict[str, Any]) -> str:
     if row["data_cache_bytes"] is not None:
-        return format_bytes(int(row["data_cache_bytes"]))
+        return format_size(int(row["data_cache_bytes"]))
     if row["cache_entries"] is not None:
         return f"{row['cache_entries']} entries"
     return "-"
