@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import errno
 import os
@@ -27,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from orionfs.cli import build_parser
-from orionfs.cli.mount import add_mount_arguments
 from tests.support.mount import api_bytes, my_data, start_mount
 from tests.support.system import ORIONFS, notifications, notify_socket, wait_for
 
@@ -186,12 +184,6 @@ def test_the_unit_files_verify_and_run_a_notifying_foreground_mount(unit, tmp_pa
         assert result.returncode == 0, result.stderr
 
 
-WRITE_BACK = any(
-    action.dest == "write_back" for action in add_mount_arguments(argparse.ArgumentParser())
-)
-
-
-@pytest.mark.skipif(not WRITE_BACK, reason="write-back uploads are not in this tree yet")
 def test_sigterm_uploads_the_write_back_queue_before_it_exits_0(server, session, tmp_path):
     mount = start_mount(server, tmp_path / "mnt", tmp_path / "work", "--write-back", "1h")
     try:
