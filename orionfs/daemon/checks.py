@@ -119,8 +119,12 @@ def validate(config: SessionConfig, root: str, timeout: float) -> None:
         session.close()
     if not accepted:
         raise _bad_credentials(config)
-    if entry is not None and entry.get("resource_type") not in ("folder", "shard_collection"):
-        raise MountError(f"{root} is a {entry.get('resource_type')}, not a folder")
+    if entry is not None:
+        from orionfs.fs.entry import Entry
+
+        kind = Entry.from_wire(entry)
+        if not kind.is_folder:
+            raise MountError(f"{root} is a {kind.kind}, not a folder")
 
 
 def _bad_credentials(config: SessionConfig) -> MountError:
