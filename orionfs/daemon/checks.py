@@ -122,9 +122,9 @@ def validate(config: SessionConfig, root: str, timeout: float) -> None:
     if entry is not None:
         from orionfs.fs.entry import Entry
 
-        kind = Entry.from_wire(entry)
-        if not kind.is_folder:
-            raise MountError(f"{root} is a {kind.kind}, not a folder")
+        root_entry = Entry.from_wire(entry)
+        if not root_entry.is_folder:
+            raise MountError(f"{root} is a {root_entry.kind}, not a folder")
 
 
 def _bad_credentials(config: SessionConfig) -> MountError:
