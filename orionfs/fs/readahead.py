@@ -17,7 +17,7 @@ import bisect
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 
 from orionfs.fs.budget import Share
 
@@ -200,9 +200,13 @@ class ReadAhead:
                 needed.append((start, seg_length, future))
                 position = start + seg_length
         parts: list[bytes] = []
-        for start, _, future in needed:
+        for start, seg_length, future in needed:
             try:
                 data = future.result()
+            except CancelledError:
+                # another read dropped the queued segment meanwhile (a seek, or data left behind
+                # by a faster reader): this read still needs it, so it fetches it itself
+                data = self._fetch(start, seg_length)
             except BaseException as error:
                 with self._lock:
                     if start in self._segments and self._segments[start][1] is future:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -246,3 +247,24 @@ def test_the_first_read_answers_its_size_and_fetches_one_small_segment(tmp_path)
         table.release(fh)
     finally:
         table.close()
+
+
+def test_a_read_whose_queued_segment_another_read_dropped_still_gets_its_bytes():
+    store = FakeStore()
+    data = bytes(range(256)) * (16 * MiB // 256)
+    entry = store.put("/f", data)
+    gate = threading.Event()
+    with ThreadPoolExecutor(1) as busy:
+        busy.submit(gate.wait, 10)  # the one worker is busy: segments stay queued
+        reader = ReadAhead(lambda o, n: store.read(entry, o, n), len(data), busy)
+        results: list[bytes] = []
+        first = threading.Thread(target=lambda: results.append(bytes(reader.read(0, 4096))))
+        first.start()
+        time.sleep(0.2)  # the first read now waits for its queued segment
+        far = threading.Thread(target=lambda: reader.read(12 * MiB, 4096))
+        far.start()  # a seek elsewhere drops the queued segments
+        time.sleep(0.2)
+        gate.set()
+        first.join(10)
+        far.join(10)
+    assert results == [data[:4096]]
