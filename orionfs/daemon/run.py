@@ -223,7 +223,7 @@ def _give_up(operations: Any, mountpoint: str, server: LocalServer | None) -> in
 
 def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
     """The OrionFS operations over a cached session of ``config``, as the options say."""
-    from orionfs.fs.budget import MemoryBudget, return_freed_memory
+    from orionfs.fs.budget import MemoryBudget, limit_malloc_arenas
     from orionfs.fs.cache import LS_PAGE_SIZE, CachedSession
     from orionfs.fs.journal import account_dir
     from orionfs.fs.localtimes import LocalTimes, local_times_file
@@ -244,7 +244,7 @@ def _operations(config: SessionConfig, args: argparse.Namespace) -> Any:
         on_new_version=data.rekey if data is not None else None,
         local_times=LocalTimes(local_times_file(config.url, config.username)),
     )
-    return_freed_memory()
+    limit_malloc_arenas()
     reads = ReadPath(
         cache, data=data, budget=MemoryBudget(args.read_ahead_memory), listing=cache.cached_listing
     )

@@ -18,7 +18,7 @@ import ctypes.util
 import logging
 import threading
 
-__all__ = ["DEFAULT_READ_AHEAD_MEMORY", "MemoryBudget", "Share", "return_freed_memory"]
+__all__ = ["DEFAULT_READ_AHEAD_MEMORY", "MemoryBudget", "Share", "limit_malloc_arenas"]
 
 logger = logging.getLogger(__name__)
 
@@ -123,29 +123,28 @@ class Share:
         self.release(self.held)
 
 
-# glibc: mallopt(M_MMAP_THRESHOLD, n). Fixing the threshold also turns off glibc's dynamic
-# threshold, which otherwise rises to the size of the first large buffer freed, after which every
-# read-ahead segment comes from (and stays in) the per-thread heaps: RSS then grows with the
-# number of fetch threads instead of following what the readers hold.
-_M_MMAP_THRESHOLD = -3
-#: Buffers at least this large are mapped on their own and returned to the system when freed.
-MMAP_THRESHOLD: int = 256 << 10
+# glibc's mallopt(M_ARENA_MAX, n). Each thread that allocates would otherwise get a heap (arena) of its
+# own, and a read-ahead segment freed in one heap is not reused by the fetch thread of another: the
+# process's RSS then grows with the number of fetch threads instead of following what the readers
+# hold. (A fixed M_MMAP_THRESHOLD would give every segment back at once, but zeroing fresh pages
+# for each one costs about a third of a single reader's throughput.)
+_M_ARENA_MAX = -8
+#: Heaps of the mount process: the FUSE threads' and the fetch threads' allocations share them.
+MALLOC_ARENAS: int = 2
 
 
-def return_freed_memory(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Make large buffers (read-ahead segments, chunks) go back to the system when freed (glibc's
-    ``mallopt``; process-wide, so the mount process calls it once at start). Returns False where
-    it cannot be set (not glibc)."""
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Bound glibc's heaps (process-wide, so the mount process calls it once at start, before its
+    threads). Returns False where it cannot be set (not glibc)."""
     name = ctypes.util.find_library("c")
     if not name:
         return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(name).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    done = bool(mallopt(_M_MMAP_THRESHOLD, threshold))
-    logger.debug("mmap threshold %d: %s", threshold, "set" if done else "refused")
+    done = bool(mallopt(_M_ARENA_MAX, arenas))
+    logger.debug("malloc arenas at most %d: %s", arenas, "set" if done else "refused")
     return done

@@ -66,11 +66,14 @@ class ReadAhead:
         window: int = READ_AHEAD_WINDOW,
         align: int = 1,
         share: Share | None = None,
+        first_fetch: Callable[[int, int], bytes] | None = None,
     ) -> None:
         self._fetch = fetch
         self.size = size
         self._pool = pool
         self._align = max(1, align)
+        self._first = min_segment  # the first segment of a read from the start (``first_fetch``)
+        self._first_fetch = first_fetch
         self._min = self._up(max(1, min_segment))
         self._max = max(self._min, self._up(max_segment))
         self._window = window
@@ -93,17 +96,24 @@ class ReadAhead:
     def _down(self, n: int) -> int:
         return n - n % self._align
 
-    def _add(self, start: int, length: int, needed: bool) -> int:
-        """Schedule the segment ``[start, start + length)`` (its end aligned); returns its length,
-        0 where the budget refuses it (never for ``needed``)."""
-        length = min(self._up(start + length), self.size) - start
+    def _add(
+        self,
+        start: int,
+        length: int,
+        needed: bool,
+        fetch: Callable[[int, int], bytes] | None = None,
+    ) -> int:
+        """Schedule the segment ``[start, start + length)`` (its end aligned, unless ``fetch``
+        gets it); returns its length, 0 where the budget refuses it (never for ``needed``)."""
+        end = start + length if fetch is not None else self._up(start + length)
+        length = min(end, self.size) - start
         if length <= 0:
             return 0
         if start in self._segments:
             return self._segments[start][0]
         if self._share is not None and not self._share.reserve(length, needed):
             return 0
-        self._segments[start] = (length, self._pool.submit(self._fetch, start, length))
+        self._segments[start] = (length, self._pool.submit(fetch or self._fetch, start, length))
         bisect.insort(self._starts, start)
         return length
 
@@ -140,8 +150,15 @@ class ReadAhead:
         """Whether a read at ``offset`` continues this reader's sequential run."""
         with self._lock:
             return self._reads > 0 and (
-                self._covering(offset) is not None or self._next <= offset <= self._next + self._max
+                self._covering(offset) is not None
+                or self._high - LATE_READS <= offset <= self._next + self._max
             )
+
+    def start(self, offset: int, length: int) -> None:
+        """Schedule what a read of ``[offset, offset + length)`` needs (and reads ahead of it) as
+        ``read`` would, without waiting for it: the reader fetches those bytes another way."""
+        if offset < self.size and length > 0:
+            self._schedule(offset, min(length, self.size - offset))
 
     def read(self, offset: int, length: int) -> bytes:
         """Bytes ``[offset, offset + length)`` (fewer at the end of the file).
@@ -151,6 +168,38 @@ class ReadAhead:
         if offset >= self.size or length <= 0:
             return b""
         length = min(length, self.size - offset)
+        end = offset + length
+        needed = self._schedule(offset, length)
+        parts: list[bytes] = []
+        for start, seg_length, future in needed:
+            try:
+                data = future.result()
+            except CancelledError:
+                # another read dropped the queued segment meanwhile (a seek, or data left behind
+                # by a faster reader): this read still needs it, so it fetches it itself
+                data = self._fetch(start, seg_length)
+            except BaseException as error:
+                with self._lock:
+                    if start in self._segments and self._segments[start][1] is future:
+                        seg_length = self._segments[start][0]
+                        self._forget(start)
+                        self._starts.remove(start)
+                        self._next = min(self._next, start)
+                        self._failure = (start, start + seg_length, time.monotonic(), error)
+                raise
+            lo = max(offset, start) - start
+            hi = min(end, start + len(data)) - start
+            if hi <= lo:  # the file ended early (it changed): what there is
+                break
+            # a view, not a copy: the kernel's buffer is filled straight from the segment
+            parts.append(memoryview(data)[lo:hi] if (lo, hi) != (0, len(data)) else data)
+        if not parts:
+            return b""
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _schedule(self, offset: int, length: int) -> list[tuple[int, int, Future[bytes]]]:
+        """Schedule the segments of a read (and, in a sequential run, those ahead of it); returns
+        the ones holding it. Raises the recent failure of its range, if any."""
         end = offset + length
         with self._lock:
             failure = self._failure
@@ -169,7 +218,16 @@ class ReadAhead:
             )
             if not in_run:
                 self._reset(offset)
-            # the segments holding this read
+            # the segments holding this read; a first small read from the start of a file of
+            # several chunks takes a small segment of its own (``first_fetch``), not aligned
+            if (
+                self._first_fetch is not None
+                and self._reads == 1
+                and offset == 0
+                and end <= self._first < self._align < self.size
+            ):
+                self._add(0, self._first, True, self._first_fetch)
+                self._next = self._first
             while self._next < end:
                 added = self._add(self._next, max(self._segment, end - self._next), True)
                 self._next += added
@@ -199,32 +257,7 @@ class ReadAhead:
                 seg_length, future = self._segments[start]
                 needed.append((start, seg_length, future))
                 position = start + seg_length
-        parts: list[bytes] = []
-        for start, seg_length, future in needed:
-            try:
-                data = future.result()
-            except CancelledError:
-                # another read dropped the queued segment meanwhile (a seek, or data left behind
-                # by a faster reader): this read still needs it, so it fetches it itself
-                data = self._fetch(start, seg_length)
-            except BaseException as error:
-                with self._lock:
-                    if start in self._segments and self._segments[start][1] is future:
-                        seg_length = self._segments[start][0]
-                        self._forget(start)
-                        self._starts.remove(start)
-                        self._next = min(self._next, start)
-                        self._failure = (start, start + seg_length, time.monotonic(), error)
-                raise
-            lo = max(offset, start) - start
-            hi = min(end, start + len(data)) - start
-            if hi <= lo:  # the file ended early (it changed): what there is
-                break
-            # a view, not a copy: the kernel's buffer is filled straight from the segment
-            parts.append(memoryview(data)[lo:hi] if (lo, hi) != (0, len(data)) else data)
-        if not parts:
-            return b""
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        return needed
 
     def close(self) -> None:
         """Cancel what is still queued and drop the buffered segments."""

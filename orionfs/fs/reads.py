@@ -62,6 +62,7 @@ class FileReader:
     ) -> None:
         self.entry = entry
         self._fetcher = fetcher if fetcher is not None and fetcher.cacheable(entry) else None
+        self._plain = fetch
         self._fetch = self._fetcher.read if self._fetcher is not None else fetch
         self._pool = pool
         self._budget = budget
@@ -92,13 +93,20 @@ class FileReader:
         """The handle's ReadAhead, made once even when reads of the handle race."""
         with self._lock:
             if self._ahead is None:
-                entry, fetch = self.entry, self._fetch
+                entry, fetch, plain = self.entry, self._fetch, self._plain
+                cached = self._fetcher is not None
                 self._ahead = ReadAhead(
                     lambda offset, length: fetch(entry, offset, length),
                     entry.size,
                     self._pool,
                     align=self._fetcher.chunk_size if self._fetcher is not None else 1,
                     share=self._budget.share(),
+                    # the first bytes of the file come in one small request of their own (not
+                    # cached: the next segment brings their chunk), so the first byte never
+                    # waits for a whole chunk
+                    first_fetch=(lambda offset, length: plain(entry, offset, length))
+                    if cached
+                    else None,
                 )
             return self._ahead
 

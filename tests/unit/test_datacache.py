@@ -529,3 +529,29 @@ def test_mount_refuses_sizes_too_small(capsys: pytest.CaptureFixture[str], tmp_p
     assert "--cache-max-size" in capsys.readouterr().err
     assert main(["mount", str(tmp_path), "--read-ahead-memory", "1M"]) == 1
     assert "--read-ahead-memory" in capsys.readouterr().err
+
+
+def test_a_cold_read_from_the_start_waits_for_a_small_request_not_a_chunk(
+    cache: DataCache,
+) -> None:
+    store = CountingStore()
+    data = pattern(4 * MiB)
+    entry = store.put(1, data)
+    fetcher = ChunkFetcher(store.read, cache)
+    with ThreadPoolExecutor(4) as pool:
+        reader = ReadAhead(
+            lambda o, n: fetcher.read(entry, o, n),
+            entry.size,
+            pool,
+            align=MiB,
+            first_fetch=lambda o, n: store.read(entry, o, n),
+        )
+        assert bytes(reader.read(0, 4096)) == data[:4096]
+        assert store.calls == [(1, 0, 128 << 10)]  # the first byte's request: small
+        out = bytearray(reader.read(4096, (128 << 10) - 4096))
+        for offset in range(128 << 10, len(data), 256 << 10):
+            out += reader.read(offset, 256 << 10)
+        assert bytes(out) == data[4096:]
+        reader.close()
+    fetcher.flush()
+    assert fetcher.cached(entry, 0, entry.size) == data  # chunk 0 too: the next segment took it
