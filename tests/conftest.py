@@ -9,4 +9,25 @@ Plugins: tests/support/server.py (``server``, ``server_factory``), tests/support
 (OrionSession objects for the server's users), tests/support/mount.py (``mount``, ``mount_factory``).
 """
 
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
 pytest_plugins = ["tests.support.server", "tests.support.session", "tests.support.mount"]
+
+
+def pytest_configure(config: Any) -> None:
+    """Every mount a test starts keeps its data cache (and its log) in a folder of this run, not
+    in ~/.cache: each test server has its own port, so each would leave a cache folder there."""
+    folder = tempfile.mkdtemp(prefix="orionfs-test-cache-")
+    config.orionfs_cache_home = folder
+    os.environ["XDG_CACHE_HOME"] = folder
+
+
+def pytest_unconfigure(config: Any) -> None:
+    folder = getattr(config, "orionfs_cache_home", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
