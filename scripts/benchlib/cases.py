@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchlib import datacache_cases as data_path
 from benchlib import log
-from benchlib.processes import STOP_TIMEOUT, wait_for
+from benchlib.processes import STOP_TIMEOUT, status_bytes, wait_for
 from benchlib.report import Results
 from benchlib.sizes import MiB, Sizes
 from benchlib.targets import Mount, Rig
@@ -322,7 +322,7 @@ class Cases:
 
         def sample() -> None:
             while not done.wait(RSS_SAMPLE_INTERVAL):
-                peak[0] = max(peak[0], _status_bytes(pid, "VmRSS"))
+                peak[0] = max(peak[0], status_bytes(pid, "VmRSS"))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -332,7 +332,7 @@ class Cases:
             finally:
                 done.set()
                 sampler.join(STOP_TIMEOUT)
-        hwm = _status_bytes(pid, "VmHWM")  # the kernel's own peak, also catches a spike
+        hwm = status_bytes(pid, "VmHWM")  # the kernel's own peak, also catches a spike
         self.results.add("rss", rtt, m.name, max(peak[0], hwm) / 1e6)
 
     # -- the run ---
@@ -394,15 +394,3 @@ class Cases:
                 msg = f"{m.name}: cannot remount ({again}); its other cases skipped"
                 self.results.errors.append(msg)
                 log(f"ERROR {msg}")
-
-
-def _status_bytes(pid: int, field: str) -> int:
-    """A memory figure of /proc/PID/status (VmRSS, VmHWM), in bytes; 0 if unreadable."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0

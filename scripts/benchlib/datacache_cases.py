@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchlib.processes import STOP_TIMEOUT
+from benchlib.processes import STOP_TIMEOUT, status_bytes
 from benchlib.sizes import MiB
 
 if TYPE_CHECKING:
@@ -63,17 +63,6 @@ def _read_file(path: Path) -> tuple[int, float]:
     return got, time.perf_counter() - start
 
 
-def _status_bytes(pid: int, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 class _PeakRss:
     """Samples a process's RSS until stopped; ``peak`` is the most seen (or its VmHWM)."""
 
@@ -86,12 +75,12 @@ class _PeakRss:
 
     def _run(self) -> None:
         while not self._done.wait(RSS_SAMPLE_INTERVAL):
-            self.peak = max(self.peak, _status_bytes(self.pid, "VmRSS"))
+            self.peak = max(self.peak, status_bytes(self.pid, "VmRSS"))
 
     def stop(self) -> int:
         self._done.set()
         self._thread.join(STOP_TIMEOUT)
-        return max(self.peak, _status_bytes(self.pid, "VmHWM"))
+        return max(self.peak, status_bytes(self.pid, "VmHWM"))
 
 
 def case_reread(c: Cases, m: Mount, rtt: float, run: int) -> None:

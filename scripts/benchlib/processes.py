@@ -253,3 +253,15 @@ def rclone_version() -> str:
         return out.stdout.splitlines()[0]
     except (OSError, IndexError, subprocess.TimeoutExpired):
         return "unknown"
+
+
+def status_bytes(pid: int, field: str) -> int:
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM), in bytes; 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
