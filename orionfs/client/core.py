@@ -11,8 +11,9 @@ adapter), not looped here.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any, Self
 
@@ -40,6 +41,9 @@ from orionfs.exceptions import (
 __all__ = ["ResourceRef", "SessionCore", "check_int", "check_path", "entry_list"]
 
 logger = logging.getLogger(__name__)
+
+#: Parallel listing: pages fetched or waiting ahead of the caller, per page in flight.
+PAGES_AHEAD: int = 2
 
 #: Endpoints that the server makes idempotent although they are POSTs (sets of tags / shares; a
 #: read-only lookup): they may be retried like GETs.
@@ -271,19 +275,31 @@ class SessionCore:
         timeout: float | None,
     ) -> Iterator[tuple[int, list[dict[str, Any]], bool]]:
         """The pages at ``offsets``, fetched ``parallel`` at a time, yielded in order; the ones not
-        yet started are cancelled when the caller stops early."""
+        yet started are cancelled when the caller stops early. At most PAGES_AHEAD x ``parallel``
+        pages are asked for ahead of the one the caller reads, so that a slow caller (the cache
+        building entries of a 100,000-entry folder) does not hold every page in memory at once."""
         if not offsets:
             return
         pool = ThreadPoolExecutor(
             max_workers=min(parallel, len(offsets)), thread_name_prefix="orionfs-ls"
         )
+        starts = iter(offsets)
+        futures: deque[Future[tuple[int, list[dict[str, Any]], bool]]] = deque()
+
+        def submit_next() -> None:
+            start = next(starts, None)
+            if start is not None:
+                futures.append(
+                    pool.submit(self._page, template, path_params, query, step, start, timeout)
+                )
+
         try:
-            futures = [
-                pool.submit(self._page, template, path_params, query, step, start, timeout)
-                for start in offsets
-            ]
-            for future in futures:
-                yield future.result()
+            for _ in range(PAGES_AHEAD * parallel):
+                submit_next()
+            while futures:
+                page = futures.popleft().result()
+                submit_next()  # a bounded window: pages wait in memory only that far ahead
+                yield page
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
 

@@ -278,7 +278,9 @@ class CachedSession(Changes, Tagging):
             self._count("iter_ls_path")
             try:
                 items = self.session.iter_ls_path(folder.path, params, parallel=self._ls_parallel)
-                return Listing.of(self._times.apply(Entry.from_wire(item, collection)) for item in items)
+                return Listing.of(
+                    self._times.apply(Entry.from_wire(item, collection)) for item in items
+                )
             except BadResponse as exc:
                 if exc.status_code == 400:
                     raise NotAFolder(f"{path}: not a folder", exc.response, 400) from exc
@@ -331,7 +333,9 @@ class CachedSession(Changes, Tagging):
             items = answer.get(wire.F_RESULTS) or []
             if answer.get(wire.F_COUNT, 0) > len(items):
                 return None
-            return Listing.of(self._times.apply(Entry.from_wire(item, collection)) for item in items)
+            return Listing.of(
+                self._times.apply(Entry.from_wire(item, collection)) for item in items
+            )
 
         def store(listing: Listing | None) -> None:
             if listing is None:

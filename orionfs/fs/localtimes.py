@@ -22,6 +22,7 @@ from orionfs.fs.entry import Entry
 
 logger = logging.getLogger(__name__)
 
+
 def local_times_file(url: str, username: str) -> Path:
     """Where the times of one server and user are kept: ``$XDG_DATA_HOME/orionfs/mtimes/``."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")

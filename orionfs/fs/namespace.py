@@ -60,9 +60,13 @@ def is_hidden(path: str | None) -> bool:
 
 def check_name(path: str) -> None:
     """NameTooLong for a segment over NAME_MAX bytes."""
-    for segment in path.split("/"):
-        if len(os.fsencode(segment)) > NAME_MAX:
-            raise NameTooLong(f"{segment[:40]}...: name longer than {NAME_MAX} bytes")
+    encoded = os.fsencode(path)
+    if len(encoded) <= NAME_MAX:  # no segment can be longer than the whole path
+        return
+    for segment in encoded.split(b"/"):
+        if len(segment) > NAME_MAX:
+            name = os.fsdecode(segment)
+            raise NameTooLong(f"{name[:40]}...: name longer than {NAME_MAX} bytes")
 
 
 class Namespace:

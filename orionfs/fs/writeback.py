@@ -258,22 +258,14 @@ class WriteBackQueue(Generic[T]):
     def _succeeded(self, item: T) -> None:
         with self._cond:
             entry = self._items[item]
-            entry.running = False
-            again = entry.again
-            entry.again = False
-            if again:  # closed again during the upload: it waits its delay anew
-                heapq.heappush(self._heap, (entry.due, next(self._seq), item))
-            else:
-                del self._items[item]
-                self.uploaded += 1
-            self._cond.notify_all()
-        if not again:
-            self._call(self._done, item)
+            if entry.again:  # closed again during the upload: it waits its delay anew
+                self._requeue(item, entry)
+                return
+        self._finish(item, entry, True, self._done, item)
 
     def _failed(self, item: T, error: BaseException) -> None:
         with self._cond:
             entry = self._items[item]
-            entry.running = False
             now = self._clock()
             if entry.first_failure is None:
                 entry.first_failure = now
@@ -286,15 +278,38 @@ class WriteBackQueue(Generic[T]):
             )
             if retry:
                 entry.due = now + wait
-                heapq.heappush(self._heap, (entry.due, next(self._seq), item))
-            else:
-                del self._items[item]
-                self.failed += 1
-            self._cond.notify_all()
+                self._requeue(item, entry)
         if retry:
             logger.warning("upload failed (%s); trying again in %.1f s", error, wait)
         else:
-            self._call(self._give_up, item, error)
+            self._finish(item, entry, False, self._give_up, item, error)
+
+    def _requeue(self, item: T, entry: _Item) -> None:
+        """Back in the heap at ``entry.due``. Lock held."""
+        entry.running = False
+        entry.again = False
+        heapq.heappush(self._heap, (entry.due, next(self._seq), item))
+        self._cond.notify_all()
+
+    def _finish(
+        self, item: T, entry: _Item, uploaded: bool, callback: Callable[..., None], *args: Any
+    ) -> None:
+        """Run ``done`` or ``give_up`` with the item still queued and running, then count it and
+        let it go: once ``uploaded``/``failed`` counts an item, or ``drain`` sees the queue
+        empty, its callback has finished (its data is in the recovery folder, its staging file
+        gone). An item submitted again meanwhile goes back in the heap instead, as new."""
+        self._call(callback, *args)
+        with self._cond:
+            if entry.again:
+                entry.first_failure, entry.attempts = None, 0
+                self._requeue(item, entry)
+            else:
+                del self._items[item]
+                if uploaded:
+                    self.uploaded += 1
+                else:
+                    self.failed += 1
+            self._cond.notify_all()
 
     @staticmethod
     def _call(callback: Callable[..., None], *args: Any) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 
 import mfusepy
 
-from orionfs.fuse.operations import BLOCK_SIZE, MountOptions, OrionFS
+from orionfs.fuse.attrs import BLOCK_SIZE, Attrs
+from orionfs.fuse.cstat import StatPacker
+from orionfs.fuse.operations import MountOptions, OrionFS
 from orionfs.fuse.xattrs import ENOATTR, XATTR_PREFIX, XATTR_STATS
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,8 @@ FUSE_READDIR_PLUS: int = 1 << 0
 #: libfuse 3 filler flag: the entry's attributes are complete (libfuse then hands the kernel a
 #: node id, and the kernel keeps the entry instead of looking it up again).
 FUSE_FILL_DIR_PLUS: int = 1 << 1
+#: Per libfuse worker thread: whether it keeps its Python thread state (``_keep_thread_state``).
+_worker = threading.local()
 #: How long the stats value measured by a size query (getxattr with no buffer) answers the read
 #: that follows it, so that the two agree.
 STATS_MEASURE_SECONDS: float = 1.0
@@ -47,6 +51,22 @@ def _copy_out(data: bytes, value: Any, size: int) -> int:
     return len(data)
 
 
+def _keep_thread_state() -> bool:
+    """Keep this thread's Python thread state for the thread's life; True the first time.
+
+    ctypes gives a callback from a thread Python did not start (every libfuse worker) a new thread
+    state, and deletes it when the callback returns: about 10 us of every FUSE call. One
+    ``PyGILState_Ensure`` never released keeps the state (and this thread-local) alive. The
+    workers live as long as the mount (``max_idle_threads`` in ``fuse_options``), so there are as
+    many kept states as workers.
+    """
+    if getattr(_worker, "kept", False):
+        return False
+    ctypes.pythonapi.PyGILState_Ensure()
+    _worker.kept = True
+    return True
+
+
 class OrionFUSE(mfusepy.FUSE):
     """mfusepy's FUSE, with readdirplus and offsets, xattr namespaces answered at once, the
     stats xattr, and rename flags (RENAME_NOREPLACE/EXCHANGE) passed on with libfuse 3."""
@@ -54,7 +74,14 @@ class OrionFUSE(mfusepy.FUSE):
     def __init__(self, operations: OrionFS, mountpoint: str, **kwargs: Any) -> None:
         self._stats_lock = threading.Lock()
         self._stats_measured: tuple[float, bytes] | None = None
+        self._packer = StatPacker()
         super().__init__(operations, mountpoint, **kwargs)  # serves until unmounted
+
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """mfusepy's wrapper of every callback, on a thread that keeps its Python thread state."""
+        if _keep_thread_state():
+            self.operations.calls.worker_started()
+        return super()._wrapper(func, *args, **kwargs)
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:  # noqa: D102
         return self.operations.rename(
@@ -82,25 +109,37 @@ class OrionFUSE(mfusepy.FUSE):
         self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any, plus: bool
     ) -> int:
         decoded = None if path is None else path.decode(self.encoding, self.errors)
-        entries: Iterable[tuple[str, dict[str, Any], int]] = self.operations.readdir(
+        entries: Iterable[tuple[str, Attrs, int]] = self.operations.readdir(
             decoded, fip.contents.fh, offset
         )
         fuse_3 = mfusepy.fuse_version_major == 3
         fill_flags = FUSE_FILL_DIR_PLUS if plus else 0
+        raw = bytearray(self._packer.size)  # one struct stat, rewritten for every entry
+        st = mfusepy.c_stat.from_buffer(raw)
+        pack_into = self._packer.pack_into
+        encoding, errors = self.encoding, self.errors
         for name, attrs, following in entries:
-            st = mfusepy.c_stat()
             if plus:
-                mfusepy.set_st_attrs(st, attrs, use_ns=self.use_ns)
-            else:  # with use_ino the entry's inode goes out too (an inode 0 hides the entry)
-                st.st_mode = attrs["st_mode"]
-                st.st_ino = attrs.get("st_ino", 0)
-            encoded = name.encode(self.encoding, self.errors)
+                pack_into(raw, attrs)
+            else:  # the type, and with use_ino the inode (an inode 0 hides the entry)
+                pack_into(raw, Attrs(attrs.mode, ino=attrs.ino))
+            encoded = name.encode(encoding, errors)
             if fuse_3:
                 full = filler(buf, encoded, st, following, fill_flags)
             else:
                 full = filler(buf, encoded, st, following)
             if full:  # the kernel's buffer is full: it asks again from this entry's offset
                 break
+        return 0
+
+    # -- attributes --------------------------------------------------------------------------------
+
+    def fgetattr(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        """mfusepy's getattr, with the ``struct stat`` packed in one call (orionfs.fuse.cstat)."""
+        fh = (fip.contents if self.raw_fi else fip.contents.fh) if fip else None
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        data = self._packer.pack(self.operations.getattr(decoded, fh))
+        ctypes.memmove(buf, data, len(data))
         return 0
 
     # -- extended attributes -----------------------------------------------------------------------
@@ -202,6 +241,10 @@ class OrionFUSE(mfusepy.FUSE):
         return self.operations.truncate(decoded, length, fh)
 
 
+#: libfuse workers kept when idle: more than libfuse starts (at most 10 from 3.12 on).
+MAX_IDLE_THREADS: int = 100000
+
+
 def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Kernel and libfuse options for the mount (``extra`` from ``-o`` wins)."""
     opts: dict[str, Any] = {
@@ -218,6 +261,10 @@ def fuse_options(options: MountOptions, extra: dict[str, Any] | None = None) -> 
         "negative_timeout": options.ttl,
         "max_read": BLOCK_SIZE,
     }
+    if mfusepy.fuse_version_major == 3:
+        # Worker threads never exit when idle: each keeps its Python thread state
+        # (``_keep_thread_state``), so a thread's exit would leave that state behind.
+        opts["max_idle_threads"] = MAX_IDLE_THREADS
     if mfusepy.fuse_version_major == 2:
         opts["big_writes"] = True
         opts["max_write"] = BLOCK_SIZE

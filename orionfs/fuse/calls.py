@@ -29,6 +29,7 @@ class Calls:
         self._lock = threading.Lock()
         self._in_flight: dict[int, tuple[str, float]] = {}  # thread id -> (operation, start)
         self._counts: dict[str, list[float]] = {}  # operation -> [calls, errors, seconds]
+        self._workers = 0
 
     def start(self, operation: str) -> bool:
         """A call begins on this thread; False if this thread already serves one (an operation
@@ -55,6 +56,16 @@ class Calls:
             counts = self._counts.setdefault(operation, [0, 0, 0.0])
             counts[0] += 1
             counts[1] += int(failed)
+
+    def worker_started(self) -> None:
+        """A libfuse worker thread served its first call (orionfs.fuse.binding)."""
+        with self._lock:
+            self._workers += 1
+
+    def workers(self) -> int:
+        """libfuse worker threads that served a call since the mount started."""
+        with self._lock:
+            return self._workers
 
     def in_flight(self) -> list[tuple[str, float]]:
         """(operation, seconds running) of every call being served now."""

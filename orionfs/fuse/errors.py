@@ -98,21 +98,32 @@ def boundary(method: F) -> F:
             raise
         except Exception as error:  # the boundary: everything becomes an errno
             code = errno_for(error)
-            where = f"{method.__name__}{_describe_args(args)}"
-            name = errno.errorcode.get(code, str(code))
-            if not isinstance(error, exc.OrionError | OSError):
-                logger.error("unexpected error in %s: %r -> %s", where, error, name)
-                logger.debug("traceback of the failed %s", where, exc_info=True)
-            elif code in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN):
-                logger.warning("%s failed: %s: %s -> %s", where, type(error).__name__, error, name)
-            else:
-                logger.debug("%s -> %s (%s)", where, name, error)
+            _log_failure(method.__name__, args, error, code)
             raise mfusepy.FuseOSError(code) from error
         finally:
             if outer:
                 self.calls.end(failed)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _log_failure(operation: str, args: Iterable[Any], error: BaseException, code: int) -> None:
+    """An unexpected exception at error level (traceback at debug), a server or network failure
+    at warning level, an expected answer (ENOENT of a probe) at debug level, if enabled: the
+    common case, an absent name, formats nothing."""
+    unexpected = not isinstance(error, exc.OrionError | OSError)
+    failure = code in (errno.EIO, errno.ETIMEDOUT, errno.EAGAIN)
+    if not unexpected and not failure and not logger.isEnabledFor(logging.DEBUG):
+        return
+    where = f"{operation}{_describe_args(args)}"
+    name = errno.errorcode.get(code, str(code))
+    if unexpected:
+        logger.error("unexpected error in %s: %r -> %s", where, error, name)
+        logger.debug("traceback of the failed %s", where, exc_info=True)
+    elif failure:
+        logger.warning("%s failed: %s: %s -> %s", where, type(error).__name__, error, name)
+    else:
+        logger.debug("%s -> %s (%s)", where, name, error)
 
 
 def _describe_args(args: Iterable[Any]) -> str:

@@ -35,30 +35,27 @@ from orionfs.fs.openfiles import OpenFileTable
 from orionfs.fs.reads import ReadPath
 from orionfs.fs.trash import is_trash_marker, is_trash_name
 from orionfs.fs.writeback import WriteBackOptions
+from orionfs.fuse.attrs import BLOCK_SIZE, DOT_ATTRS, AttrRules, Attrs
 from orionfs.fuse.calls import Calls
 from orionfs.fuse.dirs import DirHandles
 from orionfs.fuse.errors import boundary, fail
-from orionfs.fuse.inodes import ROOT_INODE, inode_of
+from orionfs.fuse.inodes import ROOT_INODE
 from orionfs.fuse.stats import CacheCounts, MountStats
 from orionfs.fuse.xattrs import Xattrs
 
 logger = logging.getLogger(__name__)
 
-#: st_blksize: readers (cp, cat) size their buffers from it; the kernel reads up to 1 MiB at once.
-BLOCK_SIZE: int = 1 << 20
 #: statfs: the capacity shown by df (Orion has no quota the client can read).
 STATFS_CAPACITY: int = 1 << 50
 STATFS_FRSIZE: int = 4096
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 #: utimensat's special nanoseconds, as libfuse passes them (seconds 0): now, and leave as is.
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
-#: What readdir answers for "." and ".." (the kernel takes only the type from them).
-_DOT_ATTRS: dict[str, Any] = {"st_mode": stat.S_IFDIR}
 
 #: A row of a folder snapshot: display name, and its Entry (None for "." and "..").
 DirRow = tuple[str, Entry | None]
 #: What readdir yields: name, attributes, offset of the next entry.
-DirEntry = tuple[str, dict[str, Any], int]
+DirEntry = tuple[str, Attrs, int]
 
 
 @dataclass(frozen=True)
@@ -103,6 +100,13 @@ class OrionFS(mfusepy.Operations):
         )
         self.namespace = Namespace(cache, self.files, read_only=self.options.read_only)
         self.xattrs = Xattrs(self.namespace)
+        self.attrs = AttrRules(
+            self.uid,
+            self.gid,
+            self.options.file_mode,
+            self.options.dir_mode,
+            self.options.read_only,
+        )
         self.calls = Calls()
         self.dirs: DirHandles[DirRow] = DirHandles()
         self._mounted_ns = time.time_ns()
@@ -122,57 +126,29 @@ class OrionFS(mfusepy.Operations):
             operations=self.calls.counts(),
             in_flight=len(self.calls.in_flight()),
             cache=CacheCounts.of(self.namespace.cache.stats()),
+            workers=self.calls.workers(),
         )
-
-    # -- attributes --------------------------------------------------------------------------------
-
-    def _mode(self, entry: Entry) -> int:
-        writable = entry.is_writable and not self.options.read_only
-        mode = self.options.dir_mode if entry.is_folder else self.options.file_mode
-        mode = mode if writable else mode & ~0o222
-        return (stat.S_IFDIR if entry.is_folder else stat.S_IFREG) | mode
-
-    def _attrs(self, entry: Entry) -> dict[str, Any]:
-        attrs = self._stat(self._mode(entry), entry.size, entry.mtime_ns, entry.ctime_ns)
-        attrs["st_ino"] = inode_of(entry)
-        return attrs
-
-    def _stat(self, mode: int, size: int, mtime: int, ctime: int) -> dict[str, Any]:
-        return {
-            "st_mode": mode,
-            "st_nlink": 2 if stat.S_ISDIR(mode) else 1,
-            "st_uid": self.uid,
-            "st_gid": self.gid,
-            "st_size": size,
-            "st_blocks": (size + 511) // 512,
-            "st_blksize": BLOCK_SIZE,
-            "st_mtime": mtime,
-            "st_atime": mtime,
-            "st_ctime": ctime or mtime,
-        }
 
     # -- metadata ----------------------------------------------------------------------------------
 
     @boundary
-    def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
+    def getattr(self, path: str | None, fh: int | None = None) -> Attrs:
         """Attributes from the stat cache (the listing filled it), or the open file's.
 
         ``fstat``: the handle's own file answers, whatever its name is now (libfuse may hand over
         no path, or a hidden name in a folder removed since)."""
         entry = self.namespace.handle_entry(fh) if fh else None
         if entry is not None:
-            return self._attrs(entry)
+            return self.attrs.of(entry)
         if path is None:
             raise fail(errno.ENOENT)
         check_name(path)
         if path == "/":
             mode = self.options.dir_mode & ~(0o222 if self.options.read_only else 0)
-            attrs = self._stat(stat.S_IFDIR | mode, 0, self._mounted_ns, self._mounted_ns)
-            attrs["st_ino"] = ROOT_INODE
-            return attrs
+            return self.attrs.local(stat.S_IFDIR | mode, self._mounted_ns, ROOT_INODE)
         if is_trash_marker(path):  # no desktop trash here (orionfs.fs.trash)
-            return self._stat(stat.S_IFREG | 0o444, 0, self._mounted_ns, self._mounted_ns)
-        return self._attrs(self.namespace.entry(path))
+            return self.attrs.local(stat.S_IFREG | 0o444, self._mounted_ns)
+        return self.attrs.of(self.namespace.entry(path))
 
     @staticmethod
     def _no_trash(*paths: str | None) -> None:
@@ -195,7 +171,7 @@ class OrionFS(mfusepy.Operations):
         next batches, resume in that snapshot (orionfs.fuse.dirs)."""
         rows = self.dirs.read(fh, offset, lambda: self._dir_rows(path))
         return (
-            (name, _DOT_ATTRS if entry is None else self._attrs(entry), following)
+            (name, DOT_ATTRS if entry is None else self.attrs.of(entry), following)
             for (name, entry), following in rows
         )
 
@@ -215,7 +191,7 @@ class OrionFS(mfusepy.Operations):
         if amode & os.W_OK:
             if self.options.read_only:
                 raise fail(errno.EROFS)
-            if not attrs["st_mode"] & stat.S_IWUSR:
+            if not attrs.mode & stat.S_IWUSR:
                 raise fail(errno.EACCES)
         return 0
 

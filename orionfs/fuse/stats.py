@@ -61,6 +61,8 @@ class MountStats:
     #: FUSE calls being served when the snapshot was taken.
     in_flight: int
     cache: CacheCounts
+    #: libfuse worker threads that served a call (each keeps one Python thread state).
+    workers: int = 0
 
     @property
     def upcalls(self) -> int:
@@ -96,16 +98,19 @@ class MountStats:
             listings=new.listings,
             listed_entries=new.listed_entries,
         )
-        return MountStats(self.uptime - earlier.uptime, operations, self.in_flight, cache)
+        return MountStats(
+            self.uptime - earlier.uptime, operations, self.in_flight, cache, self.workers
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON types: ``{"version", "uptime", "upcalls", "in_flight", "operations":
+        """Plain JSON types: ``{"version", "uptime", "upcalls", "in_flight", "workers", "operations":
         {name: {"calls", "errors", "seconds"}}, "cache": {...}}``."""
         return {
             "version": STATS_VERSION,
             "uptime": round(self.uptime, 6),
             "upcalls": self.upcalls,
             "in_flight": self.in_flight,
+            "workers": self.workers,
             "operations": {
                 name: {"calls": c.calls, "errors": c.errors, "seconds": round(c.seconds, 6)}
                 for name, c in sorted(self.operations.items())
@@ -132,4 +137,5 @@ class MountStats:
             operations=operations,
             in_flight=int(raw["in_flight"]),
             cache=CacheCounts.of(raw["cache"]),
+            workers=int(raw.get("workers", 0)),
         )

@@ -318,6 +318,33 @@ def test_reading_the_stats_is_not_counted(mount):
     assert second.since(first).upcalls == 0
 
 
+# -- the Python side of a call -----------------------------------------------------------------------
+
+#: At most this many libfuse workers serve a mount (libfuse 3.12+ starts at most 10).
+MAX_WORKERS = 16
+
+
+@fuse
+def test_each_libfuse_worker_keeps_one_python_thread_state(mount, a_file):
+    """ctypes would make and delete a Python thread state on every call from a libfuse thread; the
+    binding keeps one per worker, so 2,000 calls from 8 threads make at most one per worker."""
+    folder = a_file.parent
+    os.listdir(folder)
+    before = stats_of(mount)
+
+    def probe(start: int) -> None:
+        for i in range(start, 2000, 8):
+            with pytest.raises(FileNotFoundError):
+                os.stat(folder / f"absent-{i}")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(probe, range(8)))
+    after = stats_of(mount)
+    assert after.since(before).calls("getattr") >= 2000  # one lookup per distinct absent name
+    assert 1 <= after.workers <= MAX_WORKERS
+    assert after.workers - before.workers <= MAX_WORKERS
+
+
 # -- the pieces, without a mount ---------------------------------------------------------------------
 
 
@@ -350,6 +377,7 @@ def test_mount_stats_round_trip_through_json_and_subtract():
         {"getattr": CallCount(7, 1, 0.75), "readdir": CallCount(2, 0, 0.25)},
         1,
         CacheCounts(hits=4, requests={"stat_path": 2, "iter_ls_path": 1}, requests_total=3),
+        workers=3,
     )
     assert MountStats.from_json(late.to_json()) == late
     spent = late.since(early)
@@ -357,3 +385,4 @@ def test_mount_stats_round_trip_through_json_and_subtract():
     assert spent.calls("getattr") == 2 and spent.calls("readdir") == 2
     assert spent.cache.requests == {"iter_ls_path": 1}
     assert spent.uptime == 2.0
+    assert spent.workers == 3  # a gauge: the later snapshot's

@@ -139,6 +139,58 @@ def test_drain_uploads_everything_now_several_at_a_time():
     queue.stop()
 
 
+@pytest.mark.parametrize("outcome", ["uploaded", "failed"])
+def test_an_item_is_counted_and_drained_only_once_its_callback_has_finished(outcome):
+    """``failed == 1`` means the data is in the recovery folder; an empty queue (drain, unmount)
+    means every staging file is handled: the callback runs before the item is let go."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def callback(*args) -> None:
+        entered.set()
+        assert release.wait(10)
+
+    def upload(item: str) -> None:
+        if outcome == "failed":
+            raise AuthorizationRequired(custom_error_msg="no")
+
+    queue = WriteBackQueue(upload, callback, callback, delay=0)
+    queue.submit("a")
+    assert entered.wait(10)
+    time.sleep(0.1)  # the worker is inside the callback
+    stats = queue.stats()
+    assert (stats.uploaded, stats.failed, stats.queued) == (0, 0, 1)
+    assert not queue.drain(timeout=0.2)  # still handling it
+    release.set()
+    assert queue.drain(timeout=10)
+    stats = queue.stats()
+    assert getattr(stats, outcome) == 1 and stats.queued == 0
+    queue.stop()
+
+
+def test_an_item_submitted_again_during_its_callback_is_uploaded_again():
+    rec = Recorder()
+    entered, release = threading.Event(), threading.Event()
+    first = [True]
+
+    def done(item: str) -> None:
+        if first[0]:
+            first[0] = False
+            entered.set()
+            assert release.wait(10)
+        rec.done(item)
+
+    queue = WriteBackQueue(rec.upload, done, rec.give_up, delay=0)
+    queue.submit("a")
+    assert entered.wait(10)
+    queue.submit("a")  # written and closed again while the first upload's callback runs
+    release.set()
+    _wait(lambda: len(rec.uploaded) == 2, what="the second upload")
+    assert queue.drain(timeout=10)
+    assert rec.attempts == {"a": 2} and queue.stats().queued == 0
+    queue.stop()
+
+
 # -- the open-file table ------------------------------------------------------------------------
 
 

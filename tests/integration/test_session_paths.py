@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
-from orionfs.client import wire
+from orionfs.client import core, wire
 from orionfs.client.types import File, Folder, resource_from_entry
 from orionfs.exceptions import (
     AuthorizationRequired,
@@ -134,6 +135,23 @@ def test_iter_ls_path_parallel_pages_keep_order_and_request_count(session, sessi
     entries = list(session.iter_ls_path(f"{session_workdir}/par", {"limit": 100}, parallel=4))
     assert [e["name"] for e in entries] == [f"d{i:03d}" for i in range(650)]
     assert server.count(LS_KEY) == 7  # ceil(650 / 100)
+
+
+def test_iter_ls_path_parallel_pages_ahead_of_a_slow_reader_stay_bounded(
+    session, session_workdir, server
+):
+    """A slow reader of a parallel listing (the cache building entries) does not make every page
+    wait in memory: at most PAGES_AHEAD x parallel pages are asked for ahead of it."""
+    session.create_paths(*[f"{session_workdir}/window/d{i:03d}" for i in range(400)])
+    server.reset_counters()
+    pages = session.iter_ls_path(f"{session_workdir}/window", {"limit": 10}, parallel=2)
+    names = [next(pages)["name"] for _ in range(10)]  # the first page, then the window starts
+    time.sleep(0.5)  # the pool could fetch all 40 pages meanwhile
+    ahead = core.PAGES_AHEAD * 2
+    assert server.count(LS_KEY) <= 1 + ahead + 1
+    names += [entry["name"] for entry in pages]
+    assert names == [f"d{i:03d}" for i in range(400)]
+    assert server.count(LS_KEY) == 40
 
 
 def test_iter_ls_path_fetches_pages_only_as_consumed(session, session_workdir, server):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orionfs.exceptions import NameTooLong
 from orionfs.fs.entry import Entry
 from orionfs.fs.names import (
     SLASH_SUBSTITUTE,
@@ -15,6 +17,7 @@ from orionfs.fs.names import (
     is_plain,
     orion_name,
 )
+from orionfs.fs.namespace import NAME_MAX, check_name
 
 
 def entry(name: str, rid: int | None, rtype: str = "file") -> Entry:
@@ -143,3 +146,12 @@ def test_rule_is_independent_of_order(entries: list[Entry], rng: random.Random) 
     shuffled = list(entries)
     rng.shuffle(shuffled)
     assert {name: id(e) for name, e in display_names(shuffled).items()} == expected
+
+
+def test_a_segment_over_255_bytes_is_too_long_whatever_its_length_in_characters() -> None:
+    check_name("/" + "é" * (NAME_MAX // 2))  # 254 bytes
+    with pytest.raises(NameTooLong):
+        check_name("/a/" + "é" * (NAME_MAX // 2 + 1) + "/b")  # 256 bytes in 128 characters
+    with pytest.raises(NameTooLong):
+        check_name("/" + "n" * (NAME_MAX + 1))
+    check_name("/" + "/".join(["d" * 200] * 20))  # a long path of names under the limit
