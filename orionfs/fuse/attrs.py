@@ -31,6 +31,9 @@ class Attrs(NamedTuple):
     ino: int = 0
 
 
+#: Entries whose Attrs are remembered (all forgotten at once past this; a few MB at most).
+MEMO_SIZE: int = 20_000
+
 #: What readdir answers for "." and ".." (the kernel takes only the type from them).
 DOT_ATTRS = Attrs(mode=stat.S_IFDIR, nlink=2)
 
@@ -45,6 +48,8 @@ class AttrRules:
         self.uid = uid
         self.gid = gid
         self.read_only = read_only
+        # id(Entry) -> (that Entry, its Attrs); the Entry is kept so that its id is not reused.
+        self._memo: dict[int, tuple[Entry, Attrs]] = {}
         # (is_folder, is_writable) -> st_mode
         self._modes = {
             (folder, writable): self._mode(folder, writable, file_mode, dir_mode)
@@ -58,7 +63,18 @@ class AttrRules:
         return (stat.S_IFDIR if folder else stat.S_IFREG) | mode
 
     def of(self, entry: Entry) -> Attrs:
-        """The attributes of an Orion entry (its inode from its identity)."""
+        """The attributes of an Orion entry (its inode from its identity). The same Entry object
+        (a cached listing's, read again by every ``ls``) gives the same Attrs object."""
+        known = self._memo.get(id(entry))
+        if known is not None and known[0] is entry:
+            return known[1]
+        attrs = self._of(entry)
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[id(entry)] = (entry, attrs)
+        return attrs
+
+    def _of(self, entry: Entry) -> Attrs:
         folder = entry.is_folder
         size = entry.size
         return Attrs(

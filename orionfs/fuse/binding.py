@@ -116,13 +116,13 @@ class OrionFUSE(mfusepy.FUSE):
         fill_flags = FUSE_FILL_DIR_PLUS if plus else 0
         raw = bytearray(self._packer.size)  # one struct stat, rewritten for every entry
         st = mfusepy.c_stat.from_buffer(raw)
-        pack_into = self._packer.pack_into
+        pack = self._packer.pack
         encoding, errors = self.encoding, self.errors
         for name, attrs, following in entries:
             if plus:
-                pack_into(raw, attrs)
+                raw[:] = pack(attrs)
             else:  # the type, and with use_ino the inode (an inode 0 hides the entry)
-                pack_into(raw, Attrs(attrs.mode, ino=attrs.ino))
+                raw[:] = pack(Attrs(attrs.mode, ino=attrs.ino), remember=False)
             encoded = name.encode(encoding, errors)
             if fuse_3:
                 full = filler(buf, encoded, st, following, fill_flags)

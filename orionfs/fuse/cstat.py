@@ -15,7 +15,7 @@ from typing import Any
 
 import mfusepy
 
-from orionfs.fuse.attrs import Attrs
+from orionfs.fuse.attrs import MEMO_SIZE, Attrs
 
 #: (c_stat field, timespec member or None) in the order of ``StatPacker._values``.
 _FIELDS: tuple[tuple[str, str | None], ...] = (
@@ -73,6 +73,8 @@ class StatPacker:
         self._struct, order = _layout(c_stat)
         self._order = operator.itemgetter(*order)
         self.size = self._struct.size
+        # id(Attrs) -> (those Attrs, their bytes); the Attrs are kept so that the id is not reused.
+        self._memo: dict[int, tuple[Attrs, bytes]] = {}
 
     def _values(self, attrs: Attrs) -> tuple[int, ...]:
         msec, mnsec = divmod(attrs.mtime_ns, 1_000_000_000)
@@ -82,10 +84,16 @@ class StatPacker:
             attrs.blocks, msec, mnsec, msec, mnsec, csec, cnsec,
         ))  # fmt: skip
 
-    def pack(self, attrs: Attrs) -> bytes:
-        """The ``struct stat`` of ``attrs``."""
-        return self._struct.pack(*self._values(attrs))
-
-    def pack_into(self, buffer: bytearray, attrs: Attrs) -> None:
-        """Write the ``struct stat`` of ``attrs`` over ``buffer`` (``size`` bytes)."""
-        self._struct.pack_into(buffer, 0, *self._values(attrs))
+    def pack(self, attrs: Attrs, remember: bool = True) -> bytes:
+        """The ``struct stat`` of ``attrs``; the same Attrs object (orionfs.fuse.attrs keeps one
+        per cached entry) is packed once. ``remember=False`` for Attrs made for one use."""
+        if not remember:
+            return self._struct.pack(*self._values(attrs))
+        known = self._memo.get(id(attrs))
+        if known is not None and known[0] is attrs:
+            return known[1]
+        packed = self._struct.pack(*self._values(attrs))
+        if len(self._memo) >= MEMO_SIZE:
+            self._memo.clear()
+        self._memo[id(attrs)] = (attrs, packed)
+        return packed

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 
 import mfusepy
@@ -50,13 +51,15 @@ def test_every_field_lands_where_the_platforms_struct_stat_has_it():
     assert st.st_dev == 0 and st.st_rdev == 0
 
 
-def test_pack_into_rewrites_the_whole_buffer():
+def test_the_same_attrs_are_packed_once_and_new_values_anew():
     packer = StatPacker()
-    buffer = bytearray(b"\xff" * packer.size)
-    packer.pack_into(buffer, Attrs(mode=stat.S_IFDIR, ino=5))
-    st = _read_back(bytes(buffer))
-    assert st.st_mode == stat.S_IFDIR and st.st_ino == 5
-    assert st.st_size == 0 and st.st_uid == 0 and st.st_dev == 0
+    attrs = Attrs(mode=stat.S_IFDIR, ino=5)
+    first = packer.pack(attrs)
+    assert packer.pack(attrs) is first  # remembered
+    bigger = packer.pack(attrs._replace(size=7))
+    assert _read_back(bigger).st_size == 7 and _read_back(first).st_size == 0
+    once = packer.pack(Attrs(mode=stat.S_IFREG, ino=6), remember=False)
+    assert _read_back(once).st_ino == 6 and _read_back(once).st_dev == 0
 
 
 def test_a_negative_or_oversized_value_is_refused_not_wrapped():
@@ -75,6 +78,15 @@ def test_rules_give_kinds_their_modes_and_read_only_drops_write_bits():
     ro = AttrRules(uid=10, gid=20, file_mode=0o644, dir_mode=0o755, read_only=True)
     assert ro.of(_entry(wire.FILE)).mode == stat.S_IFREG | 0o444
     assert ro.of(_entry(wire.FOLDER)).mode == stat.S_IFDIR | 0o555
+
+
+def test_rules_give_the_same_entry_the_same_attrs_and_a_changed_one_new_attrs():
+    rules = AttrRules(uid=10, gid=20, file_mode=0o644, dir_mode=0o755, read_only=False)
+    entry = _entry(wire.FILE, size=1)
+    attrs = rules.of(entry)
+    assert rules.of(entry) is attrs
+    grown = dataclasses.replace(entry, size=4096)  # the cache's answer after a write
+    assert rules.of(grown).size == 4096 and rules.of(entry).size == 1
 
 
 def test_rules_take_size_times_owner_and_inode_from_the_entry():
