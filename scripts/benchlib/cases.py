@@ -233,22 +233,8 @@ class Cases:
         path = m.base / "big" / "big.bin"
         size = self.s.big_mib * MiB
         self.fresh(m, path)
-        buf = bytearray(MiB)
-        view = memoryview(buf)
         with self.counted(m, ["read", "read_ttfb"], rtt):
-            start = time.perf_counter()
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                got = os.readv(fd, [view[:4096]])
-                ttfb = time.perf_counter() - start
-                while True:
-                    n = os.readv(fd, [view])
-                    if not n:
-                        break
-                    got += n
-            finally:
-                os.close(fd)
-            elapsed = time.perf_counter() - start
+            got, elapsed, ttfb = data_path.read_file(path, first=4096)
         if got != size:
             raise RuntimeError(f"read {got} of {size} bytes through {m.name}")
         d_ttfb, d_elapsed = m.direct_read("big/big.bin", size)

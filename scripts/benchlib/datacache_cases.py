@@ -45,14 +45,16 @@ def sniff_content(i: int, size: int) -> bytes:
     return (head + bytes([65 + i % 26]) * size)[:size]
 
 
-def _read_file(path: Path) -> tuple[int, float]:
-    """(bytes, seconds) of one sequential read in 1 MiB reads."""
+def read_file(path: Path, first: int = MiB) -> tuple[int, float, float]:
+    """(bytes, seconds, seconds to the first read) of one sequential read: ``first`` bytes, then
+    1 MiB reads."""
     buf = bytearray(MiB)
     view = memoryview(buf)
     start = time.perf_counter()
     fd = os.open(path, os.O_RDONLY)
-    got = 0
     try:
+        got = os.readv(fd, [view[:first]])
+        ttfb = time.perf_counter() - start
         while True:
             n = os.readv(fd, [view])
             if not n:
@@ -60,7 +62,7 @@ def _read_file(path: Path) -> tuple[int, float]:
             got += n
     finally:
         os.close(fd)
-    return got, time.perf_counter() - start
+    return got, time.perf_counter() - start, ttfb
 
 
 class _PeakRss:
@@ -94,7 +96,7 @@ def case_reread(c: Cases, m: Mount, rtt: float, run: int) -> None:
             m.remount(keep_cache=True)
             os.stat(path)
         with c.counted(m, [row], rtt):
-            got, elapsed = _read_file(path)
+            got, elapsed, _ = read_file(path)
         if got != size:
             raise RuntimeError(f"read {got} of {size} bytes through {m.name}")
         speeds[row] = size / elapsed / 1e6
@@ -131,7 +133,7 @@ def case_readers(c: Cases, m: Mount, rtt: float, run: int) -> None:
     size = c.s.reader_mib * MiB
     c.fresh(m, *paths)
     with c.counted(m, ["read_one"], rtt):
-        got, elapsed = _read_file(paths[0])
+        got, elapsed, _ = read_file(paths[0])
     if got != size:
         raise RuntimeError(f"read {got} of {size} bytes through {m.name}")
     c.results.add("read_one", rtt, m.name, size / elapsed / 1e6)
@@ -142,7 +144,7 @@ def case_readers(c: Cases, m: Mount, rtt: float, run: int) -> None:
 
     def read(path: Path) -> None:
         try:
-            results.append(_read_file(path))
+            results.append(read_file(path)[:2])
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
