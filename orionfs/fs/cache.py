@@ -79,8 +79,9 @@ class CachedSession(Changes, Tagging):
     a listing or stat result is trusted; ``max_entries`` bounds the stat results and (roughly) the
     listed entries held, ``max_listings`` the listings held. ``page_size`` is the ``limit`` sent with
     listings (None: the server's default); ``ls_parallel`` pages of one listing are fetched at a
-    time once the first page gave the total count. ``on_upload(entry, staged file, size)`` is told
-    of every upload from a staged file (``uploaded``): the data cache's ``adopt``;
+    time once the first page gave the total count. ``on_upload(entry, staged file, size, take=True)`` is
+    given every staged file that holds what was uploaded, when its owner is done with it
+    (``uploaded``): the data cache's ``adopt``;
     ``on_new_version(old, new)`` of a change this mount made that gave an item a new version with
     the same content (a time, a name): the data cache's ``rekey``.
     """
@@ -96,7 +97,7 @@ class CachedSession(Changes, Tagging):
         page_size: int | None = LS_PAGE_SIZE,
         ls_parallel: int = LS_PARALLEL,
         prefetch: bool = True,
-        on_upload: Callable[[Entry, Path, int], Any] | None = None,
+        on_upload: Callable[..., Any] | None = None,
         on_new_version: Callable[[Entry, Entry], Any] | None = None,
         local_times: LocalTimes | None = None,
     ) -> None:
@@ -171,6 +172,18 @@ class CachedSession(Changes, Tagging):
             raise not_found(path)
         return entry
 
+    def known_absent(self, path: str) -> bool:
+        """True when the caches alone say nothing is at a mount path (a negative stat, or a
+        cached listing of the parent without the name): what ``lookup`` would raise
+        NotFoundResponse for with no request, answered without raising (the hot path of a probe
+        for an absent name). False means "not known": ``lookup`` decides."""
+        path = normalize(path)
+        with self._lock:
+            absent = self._cached(path) is _ABSENT
+            if absent:
+                self._hits += 1
+        return absent
+
     def listdir(self, path: str) -> dict[str, Entry]:
         """A folder's entries by display name (every page), cached for the TTL.
 
@@ -192,13 +205,14 @@ class CachedSession(Changes, Tagging):
         return self.session.create_link(entry.ref)
 
     def uploaded(self, entry: Entry, staged: Path, size: int) -> None:
-        """The content of ``entry`` was just uploaded from the local file ``staged`` (``size``
-        bytes): handed to ``on_upload`` (the data cache adopts it as the file's cached copy, so
-        reading one's own write costs no request). Its failure never fails the upload."""
+        """The content of ``entry`` was uploaded from the local file ``staged`` (``size`` bytes),
+        which its owner now gives up (it is deleted next, never changed): handed to
+        ``on_upload`` (the data cache keeps it as the file's cached copy, linked where it can,
+        so reading one's own write costs no request). Its failure never fails anything."""
         if self._on_upload is None:
             return
         try:
-            self._on_upload(entry, staged, size)
+            self._on_upload(entry, staged, size, take=True)
         except Exception as error:  # noqa: BLE001 - only a cache left cold
             logger.debug("after the upload of %s: %s", entry.path, error)
 

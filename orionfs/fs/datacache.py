@@ -9,6 +9,9 @@ folders 0700 and files 0600:
   (orionfs.fs.entry.Entry), so a file whose content changed has another key: a changed file is
   never served from an older copy, and an unchanged one costs no request, after a remount too.
   ``xx`` spreads the items over 256 folders.
+- ``chunks/<xx>/<key>.all``: the whole content of one version, where the mount adopted a file it
+  uploaded (``adopt`` with ``take``: the staged file itself, linked, not copied); chunk ``n`` is
+  at ``n * CHUNK_SIZE`` in it. A chunk file, where both exist, is read first (the same bytes).
 - ``index.db``: sizes and last uses, for ``du`` and eviction (orionfs.fs.cacheindex).
 - ``owner``: the server and user, for ``orionfs cache du``.
 - ``sessions/<pid>``: one per mount using the cache; one left by a process that died means the
@@ -65,6 +68,8 @@ DEFAULT_MAX_CAP: int = 10 << 30
 DEFAULT_MAX_FLOOR: int = 256 << 20
 #: A file larger than this fraction of the maximum is not cached (it would evict everything).
 CACHEABLE_FRACTION: float = 0.5
+#: The name suffix of a version's content kept whole (``adopt`` of a file given up).
+WHOLE: str = "all"
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _TMP = re.compile(r"\A\..*\.(\d+)\.\d+\.tmp\Z")
@@ -105,6 +110,11 @@ def version_key(entry: Any) -> str | None:
         return None
     kind, ident, size, changed = entry.version
     return f"{kind}-{ident}-{size}-{changed}"
+
+
+def _size_of(key: str) -> int:
+    """The content size a version key names (``<kind>-<id>-<size>-<ctime>``)."""
+    return int(key.rsplit("-", 2)[1])
 
 
 def _item_prefix(key: str) -> str:
@@ -180,8 +190,8 @@ class DataCache:
         """The length of chunk ``index`` of a file of ``size`` bytes."""
         return max(0, min(self.chunk_size, size - index * self.chunk_size))
 
-    def name(self, key: str, index: int) -> str:
-        """The chunk's name in the index: ``<xx>/<key>.<index>``."""
+    def name(self, key: str, index: int | str) -> str:
+        """The chunk's name in the index: ``<xx>/<key>.<index>`` (``<key>.all``: the whole)."""
         shard = zlib.crc32(_item_prefix(key).encode()) & 0xFF
         return f"{shard:02x}/{key}.{index}"
 
@@ -194,18 +204,25 @@ class DataCache:
         ``length < 0``); None if it is not here (or was damaged: then it is deleted)."""
         name = self.name(key, index)
         path = self._chunks / name
+        size, at = expected, offset  # of the file opened, and where the bytes are in it
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
-            with self._lock:
-                self.misses += 1
-            return None
+            name = self.name(key, WHOLE)
+            path = self._chunks / name
+            size, at = _size_of(key), index * self.chunk_size + offset
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                with self._lock:
+                    self.misses += 1
+                return None
         try:
-            if os.fstat(fd).st_size != expected:
+            if os.fstat(fd).st_size != size:
                 self._discard(name, "its size is wrong")
                 return None
             n = expected - offset if length < 0 else min(length, expected - offset)
-            data = os.pread(fd, n, offset) if n > 0 else b""
+            data = os.pread(fd, n, at) if n > 0 else b""
         except OSError as error:
             self._warn("cannot read %s: %s", path, error)
             return None
@@ -214,7 +231,7 @@ class DataCache:
         if len(data) != n:
             self._discard(name, "it is shorter than its size")
             return None
-        self.index.used(name, expected)
+        self.index.used(name, size)
         with self._lock:
             self.hits += 1
         return data
@@ -223,6 +240,10 @@ class DataCache:
         """Whether the chunk is here with its expected size (no read)."""
         try:
             return os.stat(self._chunks / self.name(key, index)).st_size == expected
+        except OSError:
+            pass
+        try:
+            return os.stat(self._chunks / self.name(key, WHOLE)).st_size == _size_of(key)
         except OSError:
             return False
 
@@ -261,15 +282,23 @@ class DataCache:
             self.writes += 1
         return True
 
-    def adopt(self, entry: Any, source: Any, size: int | None = None) -> bool:
+    def adopt(self, entry: Any, source: Any, size: int | None = None, take: bool = False) -> bool:
         """Make ``source`` (a path, a file descriptor, or a file object with one) the cached copy
         of ``entry``'s content: what the mount just uploaded is then read back with no request.
         Called after a successful upload; other versions of the item are dropped. Returns whether
         it was adopted (False for content not cacheable here or a source that is not a regular
-        file of the entry's size)."""
+        file of the entry's size).
+
+        ``take``: the caller gives the file up (it never changes it again): a path of exactly the
+        entry's size on the cache's disk becomes the whole cached copy by a hard link (no byte
+        copied, nothing more written to disk); otherwise, or where linking fails, it is copied
+        chunk by chunk."""
         key = version_key(entry)
         if key is None or not self.cacheable(entry) or (size is not None and size != entry.size):
             return False
+        if take and isinstance(source, str | os.PathLike) and self._link_whole(key, source, entry):
+            self._drop_other_versions(key)
+            return True
         opened = None
         try:
             if isinstance(source, int):
@@ -297,9 +326,36 @@ class DataCache:
         finally:
             if opened is not None:
                 os.close(opened)
+        self._drop_other_versions(key)
+        return True
+
+    def _link_whole(self, key: str, source: str | os.PathLike[str], entry: Any) -> bool:
+        """Hard-link ``source`` (exactly the entry's size) as ``<key>.all``; False if it cannot
+        be (another disk, another size, a link refused): the caller copies instead."""
+        name = self.name(key, WHOLE)
+        final = self._chunks / name
+        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_native_id()}.tmp")
+        try:
+            info = os.stat(source)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:
+                return False
+            _private_dir(final.parent)
+            os.link(source, tmp)
+            os.chmod(tmp, FILE_MODE)
+            os.rename(tmp, final)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            logger.debug("adopted by copy, not by link (%s): %s", source, error)
+            return False
+        self.index.added(name, entry.size)
+        with self._lock:
+            self.writes += 1
+        return True
+
+    def _drop_other_versions(self, key: str) -> None:
         shard = self.name(key, 0).split("/")[0]
         self.index.drop_versions(f"{shard}/{_item_prefix(key)}", f"{shard}/{key}.")
-        return True
 
     def rekey(self, old: Any, new: Any) -> bool:
         """The item's content did not change, only its version (a time or a name this mount set,
@@ -309,7 +365,8 @@ class DataCache:
         if before is None or after is None or before == after or old.size != new.size:
             return False
         moved = False
-        for index in range(-(-new.size // self.chunk_size)):
+        indexes: list[int | str] = [WHOLE, *range(-(-new.size // self.chunk_size))]
+        for index in indexes:
             source, target = self.name(before, index), self.name(after, index)
             try:
                 os.rename(self._chunks / source, self._chunks / target)
@@ -319,7 +376,8 @@ class DataCache:
                 self._warn("cannot move a chunk in %s: %s", self.directory, error)
                 continue
             self.index.forget(source)
-            self.index.added(target, self.chunk_length(new.size, index))
+            length = new.size if index == WHOLE else self.chunk_length(new.size, int(index))
+            self.index.added(target, length)
             moved = True
         return moved
 

@@ -13,6 +13,8 @@ def normalize(path: str) -> str:
     """
     if not isinstance(path, str) or not path.startswith("/"):
         raise ValidationError(f"not an absolute mount path: {path!r}")
+    if "//" not in path and not path.endswith("/"):
+        return path  # already so (every path libfuse hands over)
     return "/" + "/".join(part for part in path.split("/") if part)
 
 

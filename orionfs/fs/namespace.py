@@ -90,6 +90,13 @@ class Namespace:
             raise not_found(path)
         return self.cache.lookup(path)
 
+    def known_absent(self, path: str) -> bool:
+        """True when ``entry`` would raise NotFoundResponse without a request (no open file at
+        the path, and a hidden name or one the cache knows is absent), answered without raising."""
+        if self.files.node_at(path) is not None:
+            return False
+        return is_hidden(path) or self.cache.known_absent(path)
+
     def node_entry(self, node: StagedFile) -> Entry:
         """What an open file shows: its current Entry (tags changed while it is open included)
         with the staged size and time, or a pending Entry for a new file not uploaded yet."""

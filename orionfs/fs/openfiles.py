@@ -276,7 +276,7 @@ class OpenFileTable:
         """Whether handle ``fh`` was opened with the kernel's pages of its file kept."""
         return self.handle(fh).keep_cache
 
-    def write(self, fh: int, data: bytes, offset: int) -> int:
+    def write(self, fh: int, data: bytes | memoryview, offset: int) -> int:
         """Write through a handle (at the end of the file for ``O_APPEND``). A file written in
         order from offset 0 starts streaming to Orion once it is large enough."""
         handle = self.handle(fh)

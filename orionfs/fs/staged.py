@@ -103,6 +103,9 @@ class StagedFile:
         self._fd: int | None = None
         self._fd_lock = threading.Lock()
         self._tmp_path: Path | None = None
+        #: Set by an upload, cleared by any change of content: the store's ``uploaded`` and the
+        #: size stored. ``discard`` then hands the staging file over to the data cache.
+        self._adoptable: tuple[Callable[..., object], int] | None = None
 
     @property
     def pending(self) -> bool:
@@ -219,7 +222,7 @@ class StagedFile:
             return b""
         return os.pread(fd, min(length, size - offset), offset)
 
-    def write(self, store: ContentStore, data: bytes, offset: int) -> int:
+    def write(self, store: ContentStore, data: bytes | memoryview, offset: int) -> int:
         """Write into the staged copy; returns the bytes written. A write that is not an append
         cuts a streamed upload (bytes already sent cannot change)."""
         with self.lock:
@@ -294,9 +297,8 @@ class StagedFile:
             self.stream_failed = False
             self.last_error = None
             self.unjournal()  # stored: a crash now leaves nothing to recover
-            uploaded = getattr(store, "uploaded", None)  # the data cache adopts the staged copy
-            if uploaded is not None:
-                uploaded(entry, self._tmp_path, self.size)
+            uploaded = getattr(store, "uploaded", None)  # the data cache adopts it at discard
+            self._adoptable = (uploaded, self.size) if uploaded is not None else None
             if self.set_mtime_ns is not None:
                 self._send_mtime(store)
 
@@ -308,9 +310,11 @@ class StagedFile:
             self.changed_ns = time.time_ns()
 
     def _changed(self) -> None:
-        """The content changed now: its time is now (a time utimens set before is overwritten)."""
+        """The content changed now: its time is now (a time utimens set before is overwritten),
+        and it is no longer what was uploaded."""
         self.mtime_ns = self.changed_ns = time.time_ns()
         self.set_mtime_ns = None
+        self._adoptable = None
 
     def _send_mtime(self, store: ContentStore) -> None:
         """Send the time utimens set (one request). The content is stored whatever happens: a
@@ -392,7 +396,9 @@ class StagedFile:
         return dest
 
     def discard(self) -> None:
-        """Close and delete the temp file and its journal record."""
+        """Close and delete the temp file and its journal record. A temp file holding exactly
+        what was uploaded last is first handed to the store's ``uploaded`` (the data cache keeps
+        it, linked: reading one's own write then costs no request and no copy)."""
         with self.lock:
             self.abort_stream()
             self.stream = None
@@ -401,6 +407,11 @@ class StagedFile:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
                 self._fd = None
+            adoptable, self._adoptable = self._adoptable, None
+            if adoptable is not None and self._tmp_path is not None and self.entry is not None:
+                uploaded, size = adoptable
+                if not (self.dirty or self.detached) and self.kept is None:
+                    uploaded(self.entry, self._tmp_path, size)
             if self._tmp_path is not None:
                 with contextlib.suppress(OSError):
                     self._tmp_path.unlink()

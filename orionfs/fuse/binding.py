@@ -135,9 +135,14 @@ class OrionFUSE(mfusepy.FUSE):
     # -- attributes --------------------------------------------------------------------------------
 
     def fgetattr(self, path: bytes | None, buf: Any, fip: Any) -> int:
-        """mfusepy's getattr, with the ``struct stat`` packed in one call (orionfs.fuse.cstat)."""
+        """mfusepy's getattr, with the ``struct stat`` packed in one call (orionfs.fuse.cstat).
+        A name the mount already knows is absent is answered ENOENT at once (no exception, no
+        boundary): a probe for an absent name is the commonest lookup of all."""
         fh = (fip.contents if self.raw_fi else fip.contents.fh) if fip else None
         decoded = None if path is None else path.decode(self.encoding, self.errors)
+        if fh is None and decoded is not None and self.operations.known_absent(decoded):
+            self.operations.calls.tally("getattr", failed=True)
+            return -errno.ENOENT
         data = self._packer.pack(self.operations.getattr(decoded, fh))
         ctypes.memmove(buf, data, len(data))
         return 0
@@ -232,6 +237,18 @@ class OrionFUSE(mfusepy.FUSE):
             else:
                 ctypes.memmove(buf, (ctypes.c_char * n).from_buffer(view), n)
         return n
+
+    def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+        """mfusepy's write, handing the operation a view of libfuse's buffer instead of a copy
+        of it (the staged write copies it once, into the staging file). The view is released
+        when the call returns: the buffer is libfuse's, reused for the next request."""
+        fh = fip.contents if self.raw_fi else fip.contents.fh
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        if size == 0:
+            return self.operations.write(decoded, b"", offset, fh)
+        address = ctypes.cast(buf, ctypes.c_void_p).value
+        with memoryview((ctypes.c_char * size).from_address(address)).cast("B") as view:
+            return self.operations.write(decoded, view, offset, fh)
 
     def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
         """mfusepy drops the file handle of libfuse 3's truncate: ``ftruncate`` on a descriptor

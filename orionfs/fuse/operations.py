@@ -150,6 +150,19 @@ class OrionFS(mfusepy.Operations):
             return self.attrs.local(stat.S_IFREG | 0o444, self._mounted_ns)
         return self.attrs.of(self.namespace.entry(path))
 
+    def known_absent(self, path: str) -> bool:
+        """True when ``getattr(path)`` (no handle) would answer ENOENT with no request: the hot
+        path of a probe for an absent name, answered without an exception (orionfs.fuse.binding).
+        False for anything else, which ``getattr`` then answers (an over-long name, the root, the
+        trash markers). Never raises."""
+        if path == "/" or is_trash_marker(path):
+            return False
+        try:
+            check_name(path)
+            return self.namespace.known_absent(path)
+        except Exception:  # not known here: getattr answers it, through the boundary
+            return False
+
     @staticmethod
     def _no_trash(*paths: str | None) -> None:
         """EPERM for a change of a trash name at the mount root (orionfs.fs.trash)."""
@@ -302,8 +315,9 @@ class OrionFS(mfusepy.Operations):
         return self.files.read(fh, size, offset)
 
     @boundary
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        """Into the staged copy; uploaded on flush/fsync/release."""
+    def write(self, path: str, data: bytes | memoryview, offset: int, fh: int) -> int:
+        """Into the staged copy; uploaded on flush/fsync/release. ``data`` is valid only during
+        the call (a view of libfuse's buffer): it is copied, never kept."""
         self._writable()
         return self.files.write(fh, data, offset)
 

@@ -20,6 +20,7 @@ import io
 import math
 import os
 import platform
+import stat
 import struct
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -222,6 +223,39 @@ def test_libfuse_2_still_lists_folders(mount_factory, server, big_folder):
     assert sorted(os.listdir(folder)) == [f"f{i:04d}.txt" for i in range(N)]
     _ls_l(folder, N)
     assert stats_of(mounted).calls("readdir") >= 1
+
+
+# -- absent names ------------------------------------------------------------------------------------
+
+
+@fuse
+def test_absent_names_of_a_listed_folder_cost_nothing_and_other_answers_are_unchanged(
+    mount, server
+):
+    """Names a listing says are absent are answered ENOENT with no request (the probe's fast path,
+    orionfs.fuse.binding.fgetattr); an over-long name is still ENAMETOOLONG, a new file still open
+    is still there, and the trash marker at the root is still a file."""
+    folder = mount.unique("probes")
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"a")
+    os.listdir(folder)
+    os.listdir(mount.path)
+    before = stats_of(mount)
+    server.reset_counters()
+    for i in range(50):
+        assert _errno(lambda: os.stat(folder / f"absent-{i}")) == errno.ENOENT
+    assert _errno(lambda: os.stat(folder / ("n" * 300))) == errno.ENAMETOOLONG
+    marker = os.stat(mount.path / f".Trash-{os.getuid()}")
+    assert stat.S_ISREG(marker.st_mode)
+    spent = stats_of(mount).since(before)
+    assert server.counters()["total"] == 0
+    getattrs = spent.operations["getattr"]
+    assert getattrs.calls >= 52 and getattrs.errors >= 51, spent.operations
+    with open(folder / "new.txt", "wb", buffering=0) as new:  # not uploaded until closed
+        new.write(b"abc")
+        assert os.stat(folder / "new.txt").st_size == 3
+        assert sorted(os.listdir(folder)) == ["a.txt", "new.txt"]
+    assert os.stat(folder / "a.txt").st_size == 1
 
 
 # -- open files in listings --------------------------------------------------------------------------

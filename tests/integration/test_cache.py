@@ -149,6 +149,26 @@ def test_100_absent_name_probes_in_a_listed_folder_cost_no_request(
     assert total(server) == 0
 
 
+def test_known_absent_is_true_only_for_names_the_caches_know_are_absent_and_asks_nothing(
+    server: Any, session: OrionSession, session_workdir: str, cache: CachedSession, clock: FakeClock
+) -> None:
+    upload(session, session_workdir, "a.txt", b"hello")
+    server.reset_counters()
+    assert not cache.known_absent("/b.txt")  # nothing known yet: lookup decides
+    assert total(server) == 0
+    cache.listdir("/")
+    server.reset_counters()
+    assert cache.known_absent("/b.txt") and cache.known_absent("//b.txt/")
+    assert not cache.known_absent("/a.txt")
+    assert not cache.known_absent("/")
+    with pytest.raises(NotFoundResponse):
+        cache.lookup("/b.txt")
+    assert total(server) == 0
+    clock.advance(TTL + 0.1)  # the listing expired: not known any more
+    assert not cache.known_absent("/b.txt")
+    assert total(server) == 0
+
+
 def test_plain_name_lookup_without_listing_is_one_stat_and_a_miss_lists_the_folder_once(
     server: Any, session: OrionSession, session_workdir: str, cache: CachedSession, clock: FakeClock
 ) -> None:

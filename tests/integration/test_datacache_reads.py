@@ -172,3 +172,37 @@ def test_what_the_mount_uploads_is_read_back_with_no_request(
     server.reset_counters()
     assert mounted.read_all("/written.bin") == data
     assert server.count(DOWNLOAD) == 0
+
+
+def test_the_staged_file_of_an_upload_becomes_the_cached_copy_without_a_copy(
+    server: Any, mounts: Callable[[], Mounted]
+) -> None:
+    mounted = mounts()
+    data = os.urandom(3 * MiB)
+    fh = mounted.files.create("/linked.bin", os.O_WRONLY | os.O_CREAT)
+    mounted.files.write(fh, data, 0)
+    mounted.files.flush(fh)  # uploaded; the staging file is handed over when the node goes
+    node = mounted.files.node_of(fh)
+    assert node is not None and node.data_path is not None
+    inode = node.data_path.stat().st_ino
+    mounted.files.release(fh)
+    wholes = list(mounted.data.directory.rglob("chunks/*/*.all"))
+    assert [w.stat().st_ino for w in wholes] == [inode]
+    server.reset_counters()
+    assert mounted.read_all("/linked.bin") == data
+    assert server.count(DOWNLOAD) == 0
+
+
+def test_a_file_written_again_after_an_upload_is_cached_as_last_stored(
+    server: Any, mounts: Callable[[], Mounted]
+) -> None:
+    mounted = mounts()
+    first, more = os.urandom(MiB), os.urandom(MiB + 3)
+    fh = mounted.files.create("/again.bin", os.O_WRONLY | os.O_CREAT)
+    mounted.files.write(fh, first, 0)
+    mounted.files.flush(fh)  # stored: first
+    mounted.files.write(fh, more, len(first))  # changed after that upload
+    mounted.files.release(fh)  # stored again: first + more
+    server.reset_counters()
+    assert mounted.read_all("/again.bin") == first + more
+    assert server.count(DOWNLOAD) == 0

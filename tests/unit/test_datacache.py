@@ -251,6 +251,56 @@ def test_adopt_makes_an_uploaded_copy_the_cached_one_and_drops_older_versions(
     assert not cache.adopt(new, staged, 5)  # a size that is not the entry's: not adopted
 
 
+def test_a_staged_file_given_up_is_linked_whole_not_copied_and_serves_every_chunk(
+    cache: DataCache, tmp_path: Path
+) -> None:
+    entry = file_entry(6, 3 * MiB + 10)
+    key = version_key(entry)
+    assert key is not None
+    staged = tmp_path / "staged"
+    content = pattern(entry.size)
+    staged.write_bytes(content)
+    assert cache.adopt(entry, staged, entry.size, take=True)
+    whole = cache.directory / "chunks" / cache.name(key, "all")
+    assert whole.stat().st_ino == staged.stat().st_ino  # the same file: no byte copied
+    assert stat.S_IMODE(whole.stat().st_mode) == 0o600
+    staged.unlink()  # what the owner does next
+    got = b"".join(cache.read(key, i, cache.chunk_length(entry.size, i)) or b"" for i in range(4))
+    assert got == content
+    assert cache.read(key, 2, MiB, 100, 50) == content[2 * MiB + 100 : 2 * MiB + 150]
+    assert cache.has(key, 3, 10)
+    cache.flush()
+    assert cache.usage().bytes == entry.size
+    moved = file_entry(6, entry.size, mtime_ns=entry.mtime_ns + 1)
+    assert cache.rekey(entry, moved)  # a rename by this mount: the whole copy moves too
+    new_key = version_key(moved)
+    assert new_key is not None and cache.read(new_key, 3, 10) == content[3 * MiB :]
+    assert cache.read(key, 3, 10) is None
+
+
+def test_a_whole_copy_of_the_wrong_size_is_dropped_and_other_sources_are_copied(
+    cache: DataCache, tmp_path: Path
+) -> None:
+    entry = file_entry(7, 2 * MiB)
+    key = version_key(entry)
+    assert key is not None
+    staged = tmp_path / "staged"
+    staged.write_bytes(pattern(entry.size + 5))  # longer than the entry: copied, not linked
+    assert cache.adopt(entry, staged, entry.size, take=True)
+    assert not (cache.directory / "chunks" / cache.name(key, "all")).exists()
+    assert cache.read(key, 1, MiB) == pattern(entry.size + 5)[MiB : 2 * MiB]
+    other = file_entry(8, 2 * MiB)
+    other_key = version_key(other)
+    assert other_key is not None
+    exact = tmp_path / "exact"
+    exact.write_bytes(pattern(other.size))
+    assert cache.adopt(other, exact, other.size, take=True)
+    whole = cache.directory / "chunks" / cache.name(other_key, "all")
+    os.truncate(whole, MiB)  # damaged (a crash of the machine): dropped, never served
+    assert cache.read(other_key, 0, MiB) is None
+    assert not whole.exists()
+
+
 def test_clear_empties_the_cache(cache: DataCache) -> None:
     key = version_key(file_entry(1, 100))
     assert key is not None
