@@ -12,7 +12,8 @@ unless told otherwise; port 0 picks a free one, logged and shown by ``orionfs st
   counts once, with its final answer; a failure without an answer (timeout, refused) is not seen.
 - ``orionfs_fuse_operations_total{operation}``, ``orionfs_fuse_operation_errors_total{operation}``,
   ``orionfs_fuse_operation_duration_seconds{operation}`` (a summary: count and sum),
-  ``orionfs_fuse_calls_in_flight``: from the mount's call registry (orionfs.fuse.calls).
+  ``orionfs_fuse_calls_in_flight``, ``orionfs_fuse_workers`` (libfuse threads that served a
+  call): from the mount's call registry (orionfs.fuse.calls).
 - ``orionfs_cache_hits_total``, ``orionfs_cache_misses_total``, ``orionfs_cache_entries{kind}``,
   ``orionfs_cache_requests_total{method}``, ``orionfs_data_cache_bytes``.
 - ``orionfs_uploads_in_flight``, ``orionfs_uploads_pending``, ``orionfs_uploads_retrying``,
@@ -180,6 +181,9 @@ class MountCollector(Collector):
         yield seconds
         yield GaugeMetricFamily(
             "orionfs_fuse_calls_in_flight", "FUSE calls being served", value=snap.in_flight
+        )
+        yield GaugeMetricFamily(
+            "orionfs_fuse_workers", "libfuse worker threads that served a call", value=snap.workers
         )
 
         cache = snap.cache

@@ -35,6 +35,8 @@ class Snapshot:
     #: FUSE operation -> (calls, errors, seconds).
     operations: Mapping[str, tuple[int, int, float]] = field(default_factory=dict)
     in_flight: int = 0
+    #: libfuse worker threads that served a call (each keeps a Python thread state).
+    workers: int = 0
     cache: Mapping[str, Any] = field(default_factory=dict)
     uploads: Mapping[str, int] | None = None
     data_cache_bytes: int | None = None
@@ -90,6 +92,7 @@ class MountProbe:
                 for name, count in stats.operations.items()
             },
             in_flight=stats.in_flight,
+            workers=stats.workers,
             cache=asdict(stats.cache),
             uploads=self._uploads(),
             data_cache_bytes=self._data_cache_bytes(),

@@ -84,6 +84,7 @@ def test_prometheus_scrape_has_the_orionfs_families_and_counts_what_happened(wat
     assert grew == 1
     seconds = after["orionfs_fuse_operation_duration_seconds"]
     assert value(seconds, "orionfs_fuse_operation_duration_seconds_count", operation="getattr") > 0
+    assert 1 <= value(after["orionfs_fuse_workers"], "orionfs_fuse_workers") <= 20
     assert value(after["orionfs_cache_hits"], "orionfs_cache_hits_total") > 0
     assert "orionfs_cache_misses" in after and "orionfs_cache_entries" in after
     assert value(after["orionfs_recovery_files"], "orionfs_recovery_files") == 0
