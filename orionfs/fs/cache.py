@@ -79,11 +79,11 @@ class CachedSession(Changes, Tagging):
     a listing or stat result is trusted; ``max_entries`` bounds the stat results and (roughly) the
     listed entries held, ``max_listings`` the listings held. ``page_size`` is the ``limit`` sent with
     listings (None: the server's default); ``ls_parallel`` pages of one listing are fetched at a
-    time once the first page gave the total count. ``on_upload(entry, staged file, size, take=True)`` is
-    given every staged file that holds what was uploaded, when its owner is done with it
-    (``uploaded``): the data cache's ``adopt``;
-    ``on_new_version(old, new)`` of a change this mount made that gave an item a new version with
-    the same content (a time, a name): the data cache's ``rekey``.
+    time once the first page gave the total count. ``on_upload(entry, staged file, size,
+    take=True)`` is given every staged file that holds what was uploaded, when its owner is done
+    with it (``uploaded``): the data cache's ``adopt``; ``on_new_version(old, new)`` is told of a
+    change this mount made that gave an item a new version with the same content (a time, a name):
+    the data cache's ``rekey``.
     """
 
     def __init__(

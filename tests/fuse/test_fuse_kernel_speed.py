@@ -243,7 +243,7 @@ def test_absent_names_of_a_listed_folder_cost_nothing_and_other_answers_are_unch
     before = stats_of(mount)
     server.reset_counters()
     for i in range(50):
-        assert _errno(lambda: os.stat(folder / f"absent-{i}")) == errno.ENOENT
+        assert _errno(lambda i=i: os.stat(folder / f"absent-{i}")) == errno.ENOENT
     assert _errno(lambda: os.stat(folder / ("n" * 300))) == errno.ENAMETOOLONG
     marker = os.stat(mount.path / f".Trash-{os.getuid()}")
     assert stat.S_ISREG(marker.st_mode)

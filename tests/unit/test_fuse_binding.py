@@ -37,7 +37,11 @@ def test_a_write_gets_the_bytes_of_libfuses_buffer_as_a_view_released_after_the_
     info = mfusepy.fuse_file_info()
     info.fh = 7
     written = fuse.write(
-        b"/f", ctypes.cast(buf, ctypes.POINTER(ctypes.c_byte)), len(payload), 10, ctypes.pointer(info)
+        b"/f",
+        ctypes.cast(buf, ctypes.POINTER(ctypes.c_byte)),
+        len(payload),
+        10,
+        ctypes.pointer(info),
     )
     assert written == len(payload)
     view, seen, offset, fh = operations.got[0]
