@@ -112,6 +112,12 @@ def version_key(entry: Any) -> str | None:
     return f"{kind}-{ident}-{size}-{changed}"
 
 
+def _temporary_name(final: Path) -> Path:
+    """Where ``final`` is written before its rename: hidden, and naming this process and thread
+    (``_TMP``: the next mount deletes those of a process that died)."""
+    return final.with_name(f".{final.name}.{os.getpid()}.{threading.get_native_id()}.tmp")
+
+
 def _size_of(key: str) -> int:
     """The content size a version key names (``<kind>-<id>-<size>-<ctime>``)."""
     return int(key.rsplit("-", 2)[1])
@@ -260,7 +266,7 @@ class DataCache:
 
     def _store(self, name: str, size: int, fill: Callable[[int], None]) -> bool:
         final = self._chunks / name
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_native_id()}.tmp")
+        tmp = _temporary_name(final)
         try:
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
@@ -334,7 +340,7 @@ class DataCache:
         be (another disk, another size, a link refused): the caller copies instead."""
         name = self.name(key, WHOLE)
         final = self._chunks / name
-        tmp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_native_id()}.tmp")
+        tmp = _temporary_name(final)
         try:
             info = os.stat(source)
             if not stat.S_ISREG(info.st_mode) or info.st_size != entry.size:

@@ -103,9 +103,9 @@ class StagedFile:
         self._fd: int | None = None
         self._fd_lock = threading.Lock()
         self._tmp_path: Path | None = None
-        #: Set by an upload, cleared by any change of content: the store's ``uploaded`` and the
-        #: size stored. ``discard`` then hands the staging file over to the data cache.
-        self._adoptable: tuple[Callable[..., object], int] | None = None
+        #: The store's ``uploaded``, set by an upload and cleared by any change of content:
+        #: ``discard`` then hands the staging file (what was stored) over to the data cache.
+        self._adopt: Callable[[Entry, Path, int], object] | None = None
 
     @property
     def pending(self) -> bool:
@@ -297,8 +297,7 @@ class StagedFile:
             self.stream_failed = False
             self.last_error = None
             self.unjournal()  # stored: a crash now leaves nothing to recover
-            uploaded = getattr(store, "uploaded", None)  # the data cache adopts it at discard
-            self._adoptable = (uploaded, self.size) if uploaded is not None else None
+            self._adopt = getattr(store, "uploaded", None)  # the data cache adopts it at discard
             if self.set_mtime_ns is not None:
                 self._send_mtime(store)
 
@@ -314,7 +313,7 @@ class StagedFile:
         and it is no longer what was uploaded."""
         self.mtime_ns = self.changed_ns = time.time_ns()
         self.set_mtime_ns = None
-        self._adoptable = None
+        self._adopt = None
 
     def _send_mtime(self, store: ContentStore) -> None:
         """Send the time utimens set (one request). The content is stored whatever happens: a
@@ -407,11 +406,10 @@ class StagedFile:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
                 self._fd = None
-            adoptable, self._adoptable = self._adoptable, None
-            if adoptable is not None and self._tmp_path is not None and self.entry is not None:
-                uploaded, size = adoptable
+            adopt, self._adopt = self._adopt, None
+            if adopt is not None and self._tmp_path is not None and self.entry is not None:
                 if not (self.dirty or self.detached) and self.kept is None:
-                    uploaded(self.entry, self._tmp_path, size)
+                    adopt(self.entry, self._tmp_path, self.size)  # the size stored: unchanged
             if self._tmp_path is not None:
                 with contextlib.suppress(OSError):
                     self._tmp_path.unlink()

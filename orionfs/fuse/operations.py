@@ -28,6 +28,7 @@ from typing import Any
 
 import mfusepy
 
+from orionfs.exceptions import NameTooLong
 from orionfs.fs.cache import CachedSession
 from orionfs.fs.entry import Entry
 from orionfs.fs.namespace import NAME_MAX, Namespace, check_name
@@ -154,14 +155,14 @@ class OrionFS(mfusepy.Operations):
         """True when ``getattr(path)`` (no handle) would answer ENOENT with no request: the hot
         path of a probe for an absent name, answered without an exception (orionfs.fuse.binding).
         False for anything else, which ``getattr`` then answers (an over-long name, the root, the
-        trash markers). Never raises."""
+        trash markers)."""
         if path == "/" or is_trash_marker(path):
             return False
         try:
             check_name(path)
-            return self.namespace.known_absent(path)
-        except Exception:  # not known here: getattr answers it, through the boundary
+        except NameTooLong:  # getattr answers ENAMETOOLONG
             return False
+        return self.namespace.known_absent(path)
 
     @staticmethod
     def _no_trash(*paths: str | None) -> None:
