@@ -9,6 +9,7 @@ with ``--json``, writes the figures. Asserts nothing about time.
 
     .venv/bin/python scripts/bench_writes.py                 # 256 MiB, 1,000 files, 0 and 20 ms
     .venv/bin/python scripts/bench_writes.py --quick --runs 1
+    .venv/bin/python scripts/bench_writes.py --only write --runs 7   # the big write alone
 """
 
 from __future__ import annotations
@@ -90,7 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtt-ms", default="0,20", help="round trips to add, comma-separated")
     parser.add_argument("--sides", default="orionfs,rclone", help="which mounts to run")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    parser.add_argument(
+        "--only", default="", help="groups to run, comma-separated: write, create, write-back"
+    )
     args = parser.parse_args(argv)
+    names = {"write": "write", "create": "create", "write-back": "create, write-back"}
+    only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if only - names.keys():
+        parser.error(f"unknown groups: {', '.join(sorted(only - names.keys()))}")
     sizes = QUICK if args.quick else FULL
     if args.runs:
         sizes = replace(sizes, runs=args.runs, heavy_runs=args.runs)
@@ -103,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         rig.setup()
-        WriteCases(rig, sizes, results, rtts).run()
+        cases = WriteCases(rig, sizes, results, rtts)
+        cases.only = {names[x] for x in only}
+        cases.run()
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
     finally:

@@ -67,6 +67,20 @@ def _keep_thread_state() -> bool:
     return True
 
 
+def _bypass_page_cache(flags: int) -> bool:
+    """Whether a handle opened with ``flags`` writes past the kernel's page cache (FUSE
+    ``direct_io``): yes when it is write-only.
+
+    Its writes then go from the writer's buffer straight to the mount, which stages them (and
+    keeps the staged copy as the file's cached copy): with the page cache the kernel would also
+    copy every byte into pages of its own, which nobody reads, since the next open of the new
+    version drops them. A write-only handle cannot be mapped or read, so nothing else changes for
+    it; a handle that reads too (``O_RDWR``) keeps the page cache. The kernel drops its pages of
+    a range written this way, so a reader holding the file open reads the new bytes.
+    """
+    return flags & os.O_ACCMODE == os.O_WRONLY
+
+
 class OrionFUSE(mfusepy.FUSE):
     """mfusepy's FUSE, with readdirplus and offsets, xattr namespaces answered at once, the
     stats xattr, and rename flags (RENAME_NOREPLACE/EXCHANGE) passed on with libfuse 3."""
@@ -211,10 +225,19 @@ class OrionFUSE(mfusepy.FUSE):
 
     def open(self, path: bytes, fip: Any) -> int:
         """mfusepy's open, also setting ``keep_cache`` where the kernel's pages of the file are of
-        the version opened (orionfs.fs.reads): a hot re-read then costs no read call."""
+        the version opened (orionfs.fs.reads): a hot re-read then costs no read call. A
+        write-only handle bypasses the page cache (``_bypass_page_cache``)."""
         fi = fip.contents
         fi.fh = self.operations.open(path.decode(self.encoding, self.errors), fi.flags)
         fi.keep_cache = self.operations.files.keeps_cache(fi.fh)
+        fi.direct_io = _bypass_page_cache(fi.flags)
+        return 0
+
+    def create(self, path: bytes, mode: int, fip: Any) -> int:
+        """mfusepy's create; a write-only handle (``cp``, ``>``) bypasses the page cache."""
+        fi = fip.contents
+        fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fi.flags)
+        fi.direct_io = _bypass_page_cache(fi.flags)
         return 0
 
     def read(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchlib import affinity, log
 from benchlib import datacache_cases as data_path
-from benchlib import log
 from benchlib.processes import STOP_TIMEOUT, status_bytes, wait_for
 from benchlib.report import Results
 from benchlib.sizes import MiB, Sizes
@@ -131,15 +131,30 @@ class Cases:
             names = PROBE_NAMES[: self.s.probes]
             names += [f"absent-{i:04d}.txt" for i in range(self.s.probes - len(names))]
             with self.counted(m, ["probes"], rtt):
-                start = time.perf_counter()
-                for name in names:
-                    try:
-                        os.stat(folder / name)
-                    except FileNotFoundError:
-                        continue
-                    raise RuntimeError(f"probe {name} exists")
-                elapsed = time.perf_counter() - start
-            self.results.add("probes", rtt, m.name, elapsed * 1000)
+                elapsed = self._probe(folder, names)
+            self.results.add("probes", rtt, m.name, elapsed)
+            cpus = affinity.two_cpus()
+            if cpus is None:
+                return
+            # The same count of new absent names with the caller and the mount pinned: on one
+            # CPU, then on two (each a name not probed before, so each is one FUSE lookup).
+            for row, mount_cpu in (("probes_one_cpu", cpus[0]), ("probes_two_cpus", cpus[1])):
+                names = [f"{row}-{i:04d}.txt" for i in range(self.s.probes)]
+                with self.counted(m, [row], rtt), affinity.pinned(m.pid(), cpus[0], mount_cpu):
+                    elapsed = self._probe(folder, names)
+                self.results.add(row, rtt, m.name, elapsed)
+
+    @staticmethod
+    def _probe(folder: Path, names: list[str]) -> float:
+        """Milliseconds to stat every name in ``folder``; RuntimeError if one exists."""
+        start = time.perf_counter()
+        for name in names:
+            try:
+                os.stat(folder / name)
+            except FileNotFoundError:
+                continue
+            raise RuntimeError(f"probe {name} exists")
+        return (time.perf_counter() - start) * 1000
 
     def case_tree(self, m: Mount, rtt: float, run: int, which: str) -> None:
         tree = m.base / "tree"

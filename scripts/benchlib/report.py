@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchlib import affinity
 from benchlib.processes import REPO, rclone_version
 from benchlib.sizes import Sizes
 
@@ -38,6 +39,27 @@ def rows_for(s: Sizes) -> list[Row]:
     meta = "ahead of rclone at 20 ms"
     listing = f"ceil(N/page) requests; {meta}"
     per_folder = f"1 listing per folder; {meta}"
+    # Pinned probes need two CPUs (benchlib.affinity); on one CPU the rows are left out.
+    pinned = (
+        []
+        if affinity.two_cpus() is None
+        else [
+            Row(
+                "probes_one_cpu",
+                f"{s.probes} absent-name probes, caller and mount pinned to one CPU",
+                "ms",
+                False,
+                "0 requests; baseline",
+            ),
+            Row(
+                "probes_two_cpus",
+                f"{s.probes} absent-name probes, caller on one CPU, mount on the other",
+                "ms",
+                False,
+                "0 requests; baseline",
+            ),
+        ]
+    )
     return [
         Row("ls_small_cold", f"`ls -l` {n1} entries, cold", "s", False, listing),
         Row("ls_small_warm", f"`ls -l` {n1} entries, warm", "s", False, f"0 requests; {meta}"),
@@ -53,6 +75,7 @@ def rows_for(s: Sizes) -> list[Row]:
             False,
             f"0 requests; {meta}",
         ),
+        *pinned,
         Row("create_1", f"create+close {s.creates:,} empty files, 1 writer", "files/s", True, meta),
         Row(
             "create_8", f"create+close {s.creates:,} empty files, 8 writers", "files/s", True, meta
@@ -246,6 +269,8 @@ def expected_requests(s: Sizes, p: int) -> dict[str, Check]:
         "stat": exact(ls=tree_ls, total=tree_ls),
         "du": exact(ls=tree_ls, total=tree_ls),
         "probes": exact(total=0),
+        "probes_one_cpu": exact(total=0),
+        "probes_two_cpus": exact(total=0),
         "create_1": exact(upload=s.creates, total=s.creates),
         "create_8": exact(upload=s.creates, total=s.creates),
         "create_wb_1": exact(upload=s.creates),
