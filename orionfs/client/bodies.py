@@ -4,18 +4,22 @@
 - :func:`raw_body` builds an ``application/octet-stream`` one from a file object or bytes;
 - :func:`multipart_body` builds a ``multipart/form-data`` one (form fields, then file parts);
 - :class:`ChunkedBody`, :func:`raw_stream` and :func:`multipart_stream`: bodies of unknown length
-  (a file still being written), sent with ``Transfer-Encoding: chunked``, once.
+  (a file still being written), sent with ``Transfer-Encoding: chunked``, once; their pieces are
+  bytes or :class:`FileSpan` (a range of an open file, which a plain-HTTP connection sends with
+  sendfile(2): orionfs.client.sendfile).
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
 import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO, Any, TypeAlias
 
 from orionfs.client import wire
 from orionfs.exceptions import ValidationError
@@ -23,6 +27,7 @@ from orionfs.exceptions import ValidationError
 __all__ = [
     "SEND_BLOCK_SIZE",
     "ChunkedBody",
+    "FileSpan",
     "StreamingBody",
     "multipart_body",
     "multipart_stream",
@@ -32,6 +37,34 @@ __all__ = [
 
 #: Bytes per send() of a request body and per read of an upload's source file.
 SEND_BLOCK_SIZE = 1 << 20
+#: Bytes per read of a FileSpan sent through requests (below 256 KiB: a process that bounds its
+#: malloc arenas maps every larger buffer afresh, and urllib3 copies each one again to frame it).
+SPAN_READ_BLOCK = 128 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpan:
+    """``length`` bytes of the open file ``fd`` from ``offset``: a piece of a chunked body that is
+    sent from the file (sendfile(2) over plain HTTP) rather than held in memory. The file stays
+    open, and holds those bytes, until the request is sent."""
+
+    fd: int
+    offset: int
+    length: int
+
+    def blocks(self, size: int = SPAN_READ_BLOCK) -> Iterator[bytes]:
+        """The span's bytes read ``size`` at a time; OSError if the file is shorter."""
+        position, end = self.offset, self.offset + self.length
+        while position < end:
+            data = os.pread(self.fd, min(size, end - position), position)
+            if not data:
+                raise OSError(errno.EIO, "the file is shorter than the span to send")
+            position += len(data)
+            yield data
+
+
+#: A piece of a chunked body.
+Piece: TypeAlias = bytes | memoryview | FileSpan
 
 
 class StreamingBody(io.RawIOBase):
@@ -248,28 +281,44 @@ def multipart_body(fields: Mapping[str, Any], files: Mapping[str, FileSpec]) -> 
 
 
 class ChunkedBody:
-    """A request body of unknown length: requests sends it with ``Transfer-Encoding: chunked``,
-    one chunk per item. It can be iterated once only (a second send, e.g. a retry, raises
-    OSError instead of sending a truncated body)."""
+    """A request body of unknown length, sent with ``Transfer-Encoding: chunked``: ``pieces``
+    gives its pieces as they come (bytes or FileSpans), iterating it gives bytes only (how
+    requests sends it: one chunk per item, FileSpans read in SPAN_READ_BLOCK blocks). Either can
+    be had once only (a second send, e.g. a retry, raises OSError instead of sending a truncated
+    body)."""
 
-    def __init__(self, chunks: Iterable[bytes], content_type: str) -> None:
-        self._chunks: Iterable[bytes] | None = chunks
+    def __init__(self, chunks: Iterable[Piece], content_type: str) -> None:
+        self._chunks: Iterable[Piece] | None = chunks
         self.content_type = content_type
 
-    def __iter__(self) -> Iterator[bytes]:
+    def pieces(self) -> Iterator[Piece]:
+        """The body's pieces, in order (OSError if they were taken already)."""
         chunks, self._chunks = self._chunks, None
         if chunks is None:
             raise OSError("a chunked body is sent once; it cannot be sent again")
-        return (bytes(chunk) if isinstance(chunk, memoryview) else chunk for chunk in chunks)
+        return iter(chunks)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return _as_bytes(self.pieces())
 
 
-def raw_stream(chunks: Iterable[bytes]) -> ChunkedBody:
-    """A chunked ``application/octet-stream`` body of the bytes ``chunks`` yields."""
+def _as_bytes(pieces: Iterator[Piece]) -> Iterator[bytes]:
+    for piece in pieces:
+        if isinstance(piece, FileSpan):
+            yield from piece.blocks()
+        elif isinstance(piece, memoryview):
+            yield bytes(piece)
+        else:
+            yield piece
+
+
+def raw_stream(chunks: Iterable[Piece]) -> ChunkedBody:
+    """A chunked ``application/octet-stream`` body of the pieces ``chunks`` yields."""
     return ChunkedBody(chunks, wire.OCTET_STREAM)
 
 
 def multipart_stream(
-    fields: Mapping[str, Any], part: str, filename: str, chunks: Iterable[bytes]
+    fields: Mapping[str, Any], part: str, filename: str, chunks: Iterable[Piece]
 ) -> ChunkedBody:
     """A chunked ``multipart/form-data`` body: form ``fields``, then one file part ``part``
     whose bytes are what ``chunks`` yields (the server reads the fields before the file)."""
@@ -277,7 +326,7 @@ def multipart_stream(
     head = b"".join(_field_parts(boundary, fields)) + _file_head(boundary, part, filename)
     tail = f"\r\n--{boundary}--\r\n".encode()
 
-    def body() -> Iterator[bytes]:
+    def body() -> Iterator[Piece]:
         yield head
         yield from chunks
         yield tail

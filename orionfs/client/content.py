@@ -9,7 +9,7 @@ import requests
 import urllib3.exceptions
 
 from orionfs.client import wire
-from orionfs.client.bodies import ChunkedBody, multipart_stream, raw_body, raw_stream
+from orionfs.client.bodies import ChunkedBody, Piece, multipart_stream, raw_body, raw_stream
 from orionfs.client.core import ResourceRef, check_int, check_path
 from orionfs.client.resources import ResourcesMixin
 from orionfs.client.transport import transport_error
@@ -169,10 +169,11 @@ class ContentMixin(ResourcesMixin):
 
     # -- streamed uploads (wire "Streamed uploads": length unknown when the request starts) ------
 
-    def upload_file_stream(self, folder_path: str, name: str, chunks: Iterable[bytes]) -> File:
-        """Create a File named ``name`` in a folder from the bytes ``chunks`` yields, sent while
-        they come (chunked; for a file still being written). Sent once, never retried: if
-        iterating ``chunks`` raises, the request is cut and nothing is created.
+    def upload_file_stream(self, folder_path: str, name: str, chunks: Iterable[Piece]) -> File:
+        """Create a File named ``name`` in a folder from the pieces ``chunks`` yields (bytes, or
+        FileSpans of an open file), sent while they come (chunked; for a file still being
+        written). Sent once, never retried: if iterating ``chunks`` raises, the request is cut
+        and nothing is created.
 
         Raises what ``upload_file`` raises, and what ``chunks`` raises.
         """
@@ -185,9 +186,10 @@ class ContentMixin(ResourcesMixin):
         assert isinstance(result, File)
         return result
 
-    def replace_file_content_stream(self, file: ResourceRef, chunks: Iterable[bytes]) -> File:
-        """Replace a File's content (same id) with the bytes ``chunks`` yields, sent while they
-        come (chunked). Sent once, never retried; a cut stream changes nothing.
+    def replace_file_content_stream(self, file: ResourceRef, chunks: Iterable[Piece]) -> File:
+        """Replace a File's content (same id) with the pieces ``chunks`` yields (bytes, or
+        FileSpans), sent while they come (chunked). Sent once, never retried; a cut stream
+        changes nothing.
 
         Raises ValidationError for a non-File, NotFoundResponse, and what ``chunks`` raises.
         """

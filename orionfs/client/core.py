@@ -22,6 +22,7 @@ import urllib3.exceptions
 
 from orionfs.client import wire
 from orionfs.client.config import DEFAULT_RETRY_DICT, SessionConfig, get_profile_config
+from orionfs.client.sendfile import SendfileAdapter
 from orionfs.client.transport import (
     OrionHTTPAdapter,
     TokenAuth,
@@ -126,11 +127,12 @@ class SessionCore:
             self._http.mount(self._base + "/", adapter)
             for prefix in _IDEMPOTENT_POSTS:
                 self._http.mount(self._base + prefix, idempotent_post)
-        # Streamed requests (``_request(retry=False)``) go out through a pool that never retries.
+        # Streamed requests (``_request(retry=False)``) go out through a pool that never retries,
+        # over plain HTTP with sendfile(2) for the pieces that are files (orionfs.client.sendfile).
         self._http_once = requests.Session()
         _refuse_cookies(self._http_once)
         if self._base:
-            self._http_once.mount(self._base + "/", OrionHTTPAdapter(build_no_retry()))
+            self._http_once.mount(self._base + "/", SendfileAdapter(build_no_retry()))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.config.url!r}, username={self.config.username!r})"

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from orionfs.client import wire
+from orionfs.client.bodies import Piece
 from orionfs.exceptions import (
     AlreadyExists,
     BadResponse,
@@ -165,8 +166,8 @@ class Changes:
             path, lambda folder, name: session.upload_file(folder, name, fileobj, size=size)
         )
 
-    def create_file_stream(self, path: str, chunks: Iterable[bytes]) -> Entry:
-        """``create_file`` from the bytes ``chunks`` yields, sent while they come (a file still
+    def create_file_stream(self, path: str, chunks: Iterable[Piece]) -> Entry:
+        """``create_file`` from the pieces ``chunks`` yields, sent while they come (a file still
         being written); a stream cut short (``chunks`` raises) creates nothing."""
         session = self.session
         return self._create(
@@ -206,8 +207,8 @@ class Changes:
             path, lambda ref: session.replace_file_content(ref, fileobj, size=size)
         )
 
-    def replace_content_stream(self, path: str, chunks: Iterable[bytes]) -> Entry:
-        """``replace_content`` from the bytes ``chunks`` yields, sent while they come; a stream
+    def replace_content_stream(self, path: str, chunks: Iterable[Piece]) -> Entry:
+        """``replace_content`` from the pieces ``chunks`` yields, sent while they come; a stream
         cut short (``chunks`` raises) changes nothing."""
         session = self.session
         return self._replace_with(

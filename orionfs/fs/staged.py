@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
+from orionfs.client.bodies import FileSpan
 from orionfs.exceptions import DataKeptForRecovery
 from orionfs.fs.entry import Entry
 from orionfs.fs.journal import JournalRecord
@@ -63,9 +64,9 @@ class ContentStore(Protocol):
 class StreamingStore(ContentStore, Protocol):
     """A store that also takes uploads of unknown length (orionfs.fs.streaming)."""
 
-    def create_file_stream(self, path: str, chunks: Iterable[bytes]) -> Entry: ...
+    def create_file_stream(self, path: str, chunks: Iterable[FileSpan]) -> Entry: ...
 
-    def replace_content_stream(self, path: str, chunks: Iterable[bytes]) -> Entry: ...
+    def replace_content_stream(self, path: str, chunks: Iterable[FileSpan]) -> Entry: ...
 
 
 #: Starts a streamed upload of a staging file (orionfs.fs.streaming.StreamSlots.start): (data

@@ -2,9 +2,11 @@
 
 Once a staged file written that way reaches STREAM_MIN_SIZE, a ``StreamingUpload`` sends its bytes
 as they land in the staging file (one chunked request, wire "Streamed uploads", through the
-store's ``create_file_stream`` / ``replace_content_stream``), reading them with a descriptor of its
-own. ``close()`` then only waits for the rest of the body and the answer: "until stored" is about
-max(write time, upload time) instead of their sum.
+store's ``create_file_stream`` / ``replace_content_stream``): its body is spans of the staging file
+(``FileSpan``, over a descriptor of its own), which a plain-HTTP connection sends with sendfile(2)
+straight from the page cache and a TLS one reads in blocks (orionfs.client.sendfile). ``close()``
+then only waits for the rest of the body and the answer: "until stored" is about max(write time,
+upload time) instead of their sum.
 
 The staged copy stays whole while it streams: a write that is not an append, a truncate, a rename
 or an unlink cuts the stream (the server commits nothing of a cut stream), and the file is then
@@ -26,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from orionfs.client.bodies import FileSpan
 from orionfs.fs.entry import Entry
 
 logger = logging.getLogger(__name__)
@@ -33,19 +36,18 @@ logger = logging.getLogger(__name__)
 #: A file written in order from offset 0 starts streaming once it holds this many bytes (smaller
 #: files go in one sized request at close(), which costs the same round trips).
 STREAM_MIN_SIZE: int = 4 << 20
-#: Bytes per chunk of the request body (the sender waits for this much, or the end). Below 256
-#: KiB: the mount process makes glibc map every larger buffer afresh (orionfs.fs.budget), and a
-#: chunk is allocated twice (read, then framed by urllib3); mapping and faulting in 1 MiB chunks
-#: cost a third of the stream's CPU.
+#: The least a span of the body holds (the sender waits for this much, or the end).
 STREAM_CHUNK: int = 128 << 10
+#: The most a span holds: what was written since the last span, up to this.
+STREAM_SPAN_MAX: int = 8 << 20
 #: Streams at once in a mount.
 MAX_STREAMS: int = 4
 #: Seconds a stream waits for more bytes before it gives up (the file then uploads at close()):
 #: a slow writer does not hold a connection and a stream slot for ever.
 STREAM_IDLE_TIMEOUT: float = 30.0
 
-#: Sends the body (an iterable of chunks) and returns the stored file's Entry.
-Send = Callable[[Iterable[bytes]], Entry]
+#: Sends the body (an iterable of spans of the staged file) and returns the stored file's Entry.
+Send = Callable[[Iterable[FileSpan]], Entry]
 
 
 class StreamCut(Exception):
@@ -123,7 +125,7 @@ class StreamingUpload:
 
     # -- the sender thread -------------------------------------------------------------------------
 
-    def _chunks(self) -> Iterator[bytes]:
+    def _chunks(self) -> Iterator[FileSpan]:
         while True:
             with self._cond:
                 while True:
@@ -140,12 +142,9 @@ class StreamingUpload:
                     if not self._cond.wait(self._idle_timeout):
                         self._cut = True
                         raise StreamCut(f"no new data for {self._idle_timeout:g} s")
-                offset, length = self.sent, min(self._chunk, end - self.sent)
-            data = os.pread(self._fd, length, offset)
-            if len(data) != length:
-                raise StreamCut("the staged file is shorter than what was written")
+                offset, length = self.sent, min(STREAM_SPAN_MAX, end - self.sent)
             self.sent += length
-            yield data
+            yield FileSpan(self._fd, offset, length)
 
     def _run(self) -> None:
         try:
