@@ -79,8 +79,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ttl",
         type=float,
-        default=60.0,
-        help="cache TTL in seconds, for both mounts (default 60: longer than any one case, so "
+        default=120.0,
+        help="cache TTL in seconds, for both mounts (default 120: longer than any one case, so "
         "that a case never sees its own listing expire)",
     )
     parser.add_argument("--workdir", type=Path, help="parent of the temp folder (default: $TMPDIR)")
