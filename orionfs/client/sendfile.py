@@ -169,11 +169,12 @@ class SendfileAdapter(OrionHTTPAdapter):
             if isinstance(error, OSError | http.client.HTTPException):
                 raise requests.exceptions.ConnectionError(error, request=request) from error
             raise  # the body's pieces raised: the stream was cut
+        with self._lock:
+            self.sendfile_bodies += 1
         if answer.will_close:
             conn.close()
         else:
             self._release(key, conn)
-        self.sendfile_bodies += 1
         return _response(request, answer, content, self)
 
     @staticmethod
