@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import select
 import socket
 import threading
 from typing import Any
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers, select_proxy
+from urllib3.util.wait import wait_for_read
 
 from orionfs.client.bodies import ChunkedBody, FileSpan
 from orionfs.client.transport import OrionHTTPAdapter
@@ -48,34 +48,16 @@ def _timeouts(timeout: Any) -> tuple[float | None, float | None]:
 
 def _dropped(conn: http.client.HTTPConnection) -> bool:
     """Whether an idle connection was closed by the server (readable: EOF, or stray bytes)."""
-    if conn.sock is None:
-        return True
-    poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
-    return bool(poller.poll(0))
+    return conn.sock is None or wait_for_read(conn.sock, timeout=0.0)
 
 
-def _sendfile(sock: socket.socket, span: FileSpan, timeout: float | None) -> None:
-    """Send all of ``span`` on ``sock`` (non-blocking under a timeout) with sendfile(2).
-
-    Raises TimeoutError when the socket accepts nothing for ``timeout`` seconds, OSError when the
-    file is shorter than the span.
-    """
-    out = sock.fileno()
-    position, end = span.offset, span.offset + span.length
-    poller = select.poll()
-    poller.register(out, select.POLLOUT)
-    wait_ms = None if timeout is None else int(timeout * 1000)
-    while position < end:
-        try:
-            sent = os.sendfile(out, span.fd, position, end - position)
-        except BlockingIOError:
-            if not poller.poll(wait_ms):
-                raise TimeoutError("timed out sending the request body") from None
-            continue
-        if sent == 0:
-            raise OSError("the file is shorter than the span to send")
-        position += sent
+def _sendfile(sock: socket.socket, span: FileSpan) -> None:
+    """Send all of ``span`` on ``sock`` with sendfile(2) (``socket.sendfile``: under the socket's
+    timeout). Raises TimeoutError, or OSError when the file is shorter than the span."""
+    with os.fdopen(os.dup(span.fd), "rb", buffering=0) as file:
+        sent = sock.sendfile(file, span.offset, span.length)
+    if sent != span.length:
+        raise OSError("the file is shorter than the span to send")
 
 
 class SendfileAdapter(OrionHTTPAdapter):
@@ -159,7 +141,7 @@ class SendfileAdapter(OrionHTTPAdapter):
         try:
             assert conn.sock is not None
             conn.sock.settimeout(read)
-            self._write(conn, request, body, read)
+            self._write(conn, request, body)
             answer = conn.getresponse()
             content = answer.read()
         except BaseException as error:
@@ -179,10 +161,7 @@ class SendfileAdapter(OrionHTTPAdapter):
 
     @staticmethod
     def _write(
-        conn: http.client.HTTPConnection,
-        request: requests.PreparedRequest,
-        body: ChunkedBody,
-        timeout: float | None,
+        conn: http.client.HTTPConnection, request: requests.PreparedRequest, body: ChunkedBody
     ) -> None:
         """The request line, the headers, then the body as HTTP chunks."""
         conn.putrequest(request.method or "POST", request.path_url, skip_accept_encoding=True)
@@ -197,7 +176,7 @@ class SendfileAdapter(OrionHTTPAdapter):
             if isinstance(piece, FileSpan):
                 if piece.length:
                     sock.sendall(b"%x\r\n" % piece.length)
-                    _sendfile(sock, piece, timeout)
+                    _sendfile(sock, piece)
                     sock.sendall(b"\r\n")
             elif piece:
                 sock.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
