@@ -81,11 +81,11 @@ class SendfileAdapter(OrionHTTPAdapter):
     ) -> requests.Response:
         """requests' send, or for a chunked body to a plain-HTTP URL without a proxy, ours."""
         url = request.url or ""
-        if not isinstance(request.body, ChunkedBody) or urlsplit(url).scheme != "http":
-            return super().send(request, stream, timeout, verify, cert, proxies)
-        if select_proxy(url, proxies or {}):
-            return super().send(request, stream, timeout, verify, cert, proxies)
-        return self._send_chunked(request, request.body, timeout)
+        body = request.body
+        if isinstance(body, ChunkedBody) and urlsplit(url).scheme == "http":
+            if not select_proxy(url, proxies or {}):
+                return self._send_chunked(request, body, timeout)
+        return super().send(request, stream, timeout, verify, cert, proxies)
 
     def idle_connections(self) -> int:
         """Keep-alive connections waiting for the next chunked body."""
